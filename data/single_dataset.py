@@ -1,0 +1,60 @@
+"""Single images at full size, for inference."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.utils.data import Dataset
+
+from data.image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+from data.transforms import to_tensor
+from nerco.errors import UserError
+
+
+class SingleImageDataset(Dataset):
+    """A list of images, each returned at its own, untouched size.
+
+    No resize, crop or flip is applied (the enhancer pads internally), so a DataLoader over
+    it needs ``batch_size=1`` unless every image has the same size.
+
+    Args:
+        paths: Image files, in the order they are returned.
+    """
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike, max_dataset_size: float = float("inf")
+    ) -> SingleImageDataset:
+        """Build the dataset from every image under ``folder`` (recursively, sorted).
+
+        Args:
+            folder: Folder of images.
+            max_dataset_size: Keep at most this many images.
+
+        Returns:
+            The dataset.
+
+        Raises:
+            UserError: The folder does not exist or holds no image.
+        """
+        folder = os.fspath(folder)
+        exts = " ".join(IMG_EXTENSIONS)
+        if not os.path.isdir(folder):
+            raise UserError(f"folder {folder} does not exist: put the images ({exts}) there")
+        paths = make_dataset(folder, max_dataset_size)
+        if not paths:
+            raise UserError(f"folder {folder} holds no image: put the images ({exts}) there")
+        return cls(paths)
+
+    def __len__(self) -> int:
+        """Return the number of images."""
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        """Return ``{'A': (3, H, W) tensor in [-1, 1], 'A_paths': str}`` at full size."""
+        path = self.paths[index]
+        return {"A": to_tensor(load_rgb(path)), "A_paths": path}

@@ -1,0 +1,120 @@
+"""Unpaired low-light / normal-light training data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import torch
+from torch.utils.data import Dataset
+
+from data.image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+from data.transforms import get_transform
+from nerco.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+_CONTENTS = {"A": "low-light", "B": "normal-light"}
+
+
+def _image_paths(folder: str, letter: str, max_dataset_size: float) -> list[str]:
+    """List the images of ``folder`` (``<phase><letter>``), raising UserError if none."""
+    what = _CONTENTS[letter]
+    exts = " ".join(IMG_EXTENSIONS)
+    if not os.path.isdir(folder):
+        raise UserError(f"folder {folder} does not exist: put {what} images ({exts}) in it")
+    paths = make_dataset(folder, max_dataset_size)
+    if not paths:
+        raise UserError(f"folder {folder} holds no image: put {what} images ({exts}) in it")
+    return paths
+
+
+class UnalignedDataset(Dataset):
+    """Unpaired images from ``<root>/<phase>A`` (low light) and ``<root>/<phase>B`` (normal).
+
+    Item ``i`` pairs the ``i % |A|``-th image of A with a random image of B (or the
+    ``i % |B|``-th with ``serial_batches``), drawn with Python's ``random.randint`` as in the
+    reference code. With ``direction='BtoA'`` the two folders swap roles.
+
+    Args:
+        root: Dataset root (``--dataroot``).
+        phase: Folder prefix, e.g. ``'train'`` or ``'test'``.
+        direction: ``'AtoB'`` or ``'BtoA'``.
+        preprocess: See :func:`data.transforms.get_transform`.
+        load_size: See :func:`data.transforms.get_transform`.
+        crop_size: See :func:`data.transforms.get_transform`.
+        no_flip: See :func:`data.transforms.get_transform`.
+        serial_batches: Pair images in order instead of drawing B at random.
+        max_dataset_size: Keep at most this many images of each folder.
+
+    Raises:
+        UserError: ``root`` or one of the folders is missing, or a folder holds no image,
+            or ``direction`` / ``preprocess`` is not valid.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        phase: str = "train",
+        direction: str = "AtoB",
+        preprocess: str = "resize_and_crop",
+        load_size: int = 512,
+        crop_size: int = 512,
+        no_flip: bool = False,
+        serial_batches: bool = False,
+        max_dataset_size: float = float("inf"),
+    ) -> None:
+        root = os.fspath(root)
+        if direction not in ("AtoB", "BtoA"):
+            raise UserError(f"--direction {direction!r} is not valid: use AtoB or BtoA")
+        if not os.path.isdir(root):
+            raise UserError(
+                f"dataset root {root} does not exist: create it with {phase}A (low-light) "
+                f"and {phase}B (normal-light) image folders inside"
+            )
+        self.root = root
+        self.phase = phase
+        self.direction = direction
+        self.serial_batches = serial_batches
+        first, second = ("A", "B") if direction == "AtoB" else ("B", "A")
+        self.dir_A = os.path.join(root, phase + first)
+        self.dir_B = os.path.join(root, phase + second)
+        self.A_paths = _image_paths(self.dir_A, first, max_dataset_size)
+        self.B_paths = _image_paths(self.dir_B, second, max_dataset_size)
+        self.A_size = len(self.A_paths)
+        self.B_size = len(self.B_paths)
+        self.transform_A = get_transform(
+            preprocess=preprocess, load_size=load_size, crop_size=crop_size, no_flip=no_flip
+        )
+        self.transform_B = get_transform(
+            preprocess=preprocess, load_size=load_size, crop_size=crop_size, no_flip=no_flip
+        )
+        logger.info(
+            "unaligned dataset: %d images in %s, %d in %s",
+            self.A_size, self.dir_A, self.B_size, self.dir_B,
+        )
+
+    def __len__(self) -> int:
+        """Return max(|A|, |B|)."""
+        return max(self.A_size, self.B_size)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        """Return one unpaired sample.
+
+        Args:
+            index: Item index; taken modulo each folder's size.
+
+        Returns:
+            ``{'A': (3, H, W) tensor in [-1, 1], 'B': (3, H, W) tensor in [-1, 1],
+            'A_paths': str, 'B_paths': str}``.
+        """
+        A_path = self.A_paths[index % self.A_size]
+        if self.serial_batches:
+            index_B = index % self.B_size
+        else:
+            index_B = random.randint(0, self.B_size - 1)
+        B_path = self.B_paths[index_B]
+        A = self.transform_A(load_rgb(A_path))
+        B = self.transform_B(load_rgb(B_path))
+        return {"A": A, "B": B, "A_paths": A_path, "B_paths": B_path}

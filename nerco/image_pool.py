@@ -1,0 +1,48 @@
+"""History buffer of generated images (CycleGAN's image pool) — NERCO_SPEC.md §2.
+
+The discriminators see, with probability ½, an image generated at an earlier step
+instead of the newest one (Shrivastava et al., 2017). Draws use Python's ``random``
+module, as the release does, so a seeded run is repeatable.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+
+class ImagePool:
+    """A buffer of at most ``pool_size`` images; ``pool_size=0`` disables it.
+
+    ``query`` always returns detached tensors (the release stores ``image.data``).
+    """
+
+    def __init__(self, pool_size: int = 50) -> None:
+        self.pool_size = pool_size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) newest images → (N, C, H, W) images to show the discriminator."""
+        if self.pool_size == 0:
+            return images
+        returned = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.pool_size:
+                self.images.append(image)
+                returned.append(image)
+            elif random.uniform(0, 1) > 0.5:
+                slot = random.randint(0, self.pool_size - 1)
+                returned.append(self.images[slot].clone())
+                self.images[slot] = image
+            else:
+                returned.append(image)
+        return torch.cat(returned, 0)
+
+    def state_dict(self) -> dict:
+        """The stored images (on the CPU), for exact resumption of a run."""
+        return {"pool_size": self.pool_size, "images": [im.cpu() for im in self.images]}
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        self.images = [im.to(device) for im in state["images"]][: self.pool_size]

@@ -1,0 +1,69 @@
+"""Mask Extractor ``H`` with collaborative attention — NERCO_SPEC.md §1.3.
+
+A shallow ResNet produces a feature map F (6 pixels larger than the input per dimension,
+because of the trailing reflect pad). Channel attention re-weights F; spatial attention on
+the re-weighted map gives the 1-channel ``mask`` that gates the enhancer's input; a 7×7
+conv on F (not on the attended map) gives the 3-channel residual ``H``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nerco.generator import NormLayer, ResnetBlock, get_norm_layer, uses_bias
+
+
+class MaskExtractor(nn.Module):
+    """Maps (N, input_nc, H, W) in [-1, 1] to ``(Hm, mask)``.
+
+    ``Hm`` is (N, output_nc, H, W) in [-1, 1]; ``mask`` is (N, 1, H, W) in (0, 1).
+
+    Args:
+        ngf: feature width (64 released). The attention bottleneck is ``ngf // 16`` (at
+            least 1, so tiny test models still build).
+        n_blocks: residual blocks (3 in the release, whatever ``--netH`` says).
+    """
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 3,
+        norm_layer: NormLayer | None = None,
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        norm_layer = norm_layer or get_norm_layer("instance")
+        use_bias = uses_bias(norm_layer)
+        trunk: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, 7, padding=0, bias=use_bias),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        trunk += [ResnetBlock(ngf, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
+        trunk.append(nn.ReflectionPad2d(3))
+        # Registration order follows the release (output, model, attention convs).
+        self.output = nn.Conv2d(ngf, output_nc, 7, padding=0)
+        self.model = nn.Sequential(*trunk)
+        bottleneck = max(1, ngf // 16)
+        self.fc1 = nn.Conv2d(2 * ngf, bottleneck, 1, bias=False)
+        self.fc2 = nn.Conv2d(bottleneck, 2 * ngf, 1, bias=False)
+        self.conv1 = nn.Conv2d(2, 1, 7, padding=0, bias=False)
+        self.conv_ca = nn.Conv2d(2 * ngf, ngf, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = self.model(x)  # F: (N, ngf, H + 6, W + 6)
+        # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
+        pooled = torch.cat([feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
+        weights = self.conv_ca(self.fc2(torch.relu(self.fc1(pooled))))
+        attended = weights * feat
+        # Spatial attention: [channel mean, channel max] -> 7x7 (no padding) -> sigmoid.
+        spatial = torch.cat(
+            [attended.mean(dim=1, keepdim=True), attended.amax(dim=1, keepdim=True)], 1
+        )
+        mask = torch.sigmoid(self.conv1(spatial))
+        residual = torch.tanh(self.output(feat))
+        return residual, mask

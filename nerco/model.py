@@ -1,0 +1,221 @@
+"""The NeRCo training model: the dual closed loop and its two optimisation steps.
+
+NERCO_SPEC.md §2. Code names vs paper names:
+
+=========  ==============================================
+code       paper
+=========  ==============================================
+``Pre``    NRN, neural representation normalisation
+``H``      ME, mask extractor (returns Hm and the mask)
+``G_A``    G_H, enhancer (low → normal light)
+``G_B``    G_L, degrader (normal → low light)
+``D_A``    colour discriminator of normal light (TAD)
+``D_B``    colour discriminator of low light (TAD)
+``D_*_edge``  high-frequency path of the TAD
+CLIP       text-driven path of the TAD
+=========  ==============================================
+
+Objectives: ``official`` reproduces the released code, ``paper`` the paper; they differ
+only where spec §8 says, each in one branch that names its item.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nerco import losses
+from nerco.checkpoint import load_network, network_path, save_network
+from nerco.edge import EdgeOperator
+from nerco.image_pool import ImagePool
+from nerco.losses import GANLoss, LossWeights
+from nerco.networks import define_D, define_G, define_H, define_Pre, init_weights
+
+OBJECTIVES = ("official", "paper")
+GENERATOR_NAMES = ("G_A", "G_B", "Pre", "H")
+DISCRIMINATOR_NAMES = ("D_A", "D_B", "D_A_edge", "D_B_edge")
+#: Networks needed to enhance an image (spec §5).
+ENHANCER_NAMES = ("Pre", "H", "G_A")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Network hyper-parameters shared by training and inference (explicit, no ``opt``)."""
+
+    input_nc: int = 3
+    output_nc: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    netG: str = "resnet_9blocks"
+    netD: str = "basic"
+    n_layers_D: int = 3
+    norm: str = "instance"
+    use_dropout: bool = False
+    init_type: str = "normal"
+    init_gain: float = 0.02
+
+
+def build_generators(arch: Architecture) -> nn.ModuleDict:
+    """G_A (6 → 3), G_B (3 → 3), Pre and H, initialised as §1.6, in the release's order."""
+    nets = {
+        "G_A": define_G(arch.input_nc * 2, arch.output_nc, arch.ngf, arch.netG, arch.norm,
+                        arch.use_dropout),
+        "G_B": define_G(arch.output_nc, arch.input_nc, arch.ngf, arch.netG, arch.norm,
+                        arch.use_dropout),
+        "Pre": define_Pre(arch.output_nc, arch.input_nc, arch.ngf, arch.norm, arch.use_dropout),
+        "H": define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm, arch.use_dropout),
+    }
+    for net in nets.values():
+        init_weights(net, arch.init_type, arch.init_gain)
+    return nn.ModuleDict(nets)
+
+
+def build_discriminators(arch: Architecture) -> nn.ModuleDict:
+    """D_A, D_B, D_A_edge, D_B_edge (PatchGANs), initialised as §1.6."""
+    channels = {"D_A": arch.output_nc, "D_B": arch.input_nc,
+                "D_A_edge": arch.output_nc, "D_B_edge": arch.input_nc}
+    nets = {name: define_D(nc, arch.ndf, arch.netD, arch.n_layers_D, arch.norm)
+            for name, nc in channels.items()}
+    for net in nets.values():
+        init_weights(net, arch.init_type, arch.init_gain)
+    return nn.ModuleDict(nets)
+
+
+def enhance(Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor,
+            rows_per_chunk: int | None = None) -> torch.Tensor:
+    """§5: G_A([x, Pre(x)] · mask(x)); (N, 3, H, W) in [-1, 1], H and W divisible by 4."""
+    pre = Pre(x, rows_per_chunk=rows_per_chunk) if rows_per_chunk else Pre(x)
+    _, mask = H(x)
+    return G_A(torch.cat((x, pre), 1) * mask)
+
+
+class NeRCoModel(nn.Module):
+    """Networks, pools and optimisers of one NeRCo training run.
+
+    Args:
+        arch: network hyper-parameters.
+        objective: ``official`` (released code) or ``paper`` (spec §8 fixes).
+        clip_term: a :class:`nerco.clip_term.CLIPTerm` (built once by the caller).
+        weights: loss factors.
+        gan_mode, pool_size, lr, beta1: as the CycleGAN options of the same names.
+    """
+
+    def __init__(self, arch: Architecture, clip_term, objective: str = "official",
+                 weights: LossWeights = LossWeights(), gan_mode: str = "lsgan",
+                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.arch = arch
+        self.objective = objective
+        self.weights = weights
+        self.clip_term = clip_term
+        self.generators = build_generators(arch)
+        self.discriminators = build_discriminators(arch)
+        self.gan = GANLoss(gan_mode)
+        # §8.4: the released edge operator draws a random 1→3 projection at every call.
+        self.edge = EdgeOperator(random_projection=objective == "official")
+        self.pools = {name: ImagePool(pool_size) for name in
+                      ("fake_B", "fake_A", "pre_A", "fake_B_edge", "fake_A_edge",
+                       "fake_B_clip", "fake_A_clip")}
+        g, d = self.generators, self.discriminators
+        self.optimizer_G = torch.optim.Adam(
+            itertools.chain(g["Pre"].parameters(), g["G_A"].parameters(),
+                            g["G_B"].parameters(), g["H"].parameters()),
+            lr=lr, betas=(beta1, 0.999))
+        self.optimizer_D = torch.optim.Adam(
+            itertools.chain(*(d[name].parameters() for name in DISCRIMINATOR_NAMES)),
+            lr=lr, betas=(beta1, 0.999))
+
+    # ----------------------------------------------------------------- forward (§2)
+    def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both loops of §2; every tensor is (N, 3, H, W) except ``mask`` (N, 1, H, W)."""
+        g = self.generators
+        pre_A = g["Pre"](real_A)
+        Hm, mask = g["H"](real_A)
+        fake_B = g["G_A"](torch.cat((real_A, pre_A), 1) * mask)
+        rec_A = g["G_B"](fake_B)
+        fake_A = g["G_B"](real_B * mask)  # the mask of real_A gates real_B
+        pre_A1 = g["Pre"](fake_A)
+        rec_B = g["G_A"](torch.cat((fake_A, pre_A1), 1))  # no mask on this loop
+        return {"real_A": real_A, "real_B": real_B, "pre_A": pre_A, "Hm": Hm, "mask": mask,
+                "fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "pre_A1": pre_A1,
+                "rec_B": rec_B}
+
+    # ------------------------------------------------------------ generator step
+    def compute_G_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Generator objective of §2: (weighted total, logged terms)."""
+        g, d, w = self.generators, self.discriminators, self.weights
+        paper = self.objective == "paper"
+        terms = losses.identity_losses(g["G_A"], g["G_B"], v["real_A"], v["real_B"], w)
+        # §8.3: the release feeds raw images to the edge discriminators; the paper, edges.
+        terms |= losses.adversarial_losses(d["D_A"], d["D_B"], d["D_A_edge"], d["D_B_edge"],
+                                           v["fake_B"], v["fake_A"], v["pre_A"], self.gan,
+                                           edge=self.edge if paper else None)
+        terms |= losses.cycle_losses(v["real_A"], v["real_B"], v["rec_A"], v["rec_B"], w)
+        terms["PreConsis"] = losses.nrn_consistency_loss(v["pre_A"], v["real_A"],
+                                                         terms.pop("gan_pre_A"), w)
+        terms["H"] = losses.mask_extractor_loss(g["G_A"], g["H"], d["D_A"], d["D_B"],
+                                                v["real_A"], v["real_B"], v["Hm"],
+                                                v["fake_B"], v["fake_A"], self.gan)
+        # §8.1/§8.2: the release sends CLIP's inputs through (mixed-up) history pools,
+        # which detach them; the paper supervises the generators with the current images.
+        pools = None if paper else (self.pools["fake_B_clip"], self.pools["fake_A_clip"])
+        terms |= losses.clip_losses(self.clip_term, v["fake_B"], v["rec_B"], v["fake_A"],
+                                    v["rec_A"], pools=pools)
+        return losses.generator_total(terms, w), terms
+
+    # -------------------------------------------------------- discriminator step
+    def compute_D_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Discriminator objective of §2, in the release's order of pool queries."""
+        d, pools, gan = self.discriminators, self.pools, self.gan
+        basic = losses.discriminator_loss
+        terms = {"D_A": basic(d["D_A"], v["real_B"], pools["fake_B"].query(v["fake_B"]), gan)}
+        terms["D_B"] = (basic(d["D_B"], v["real_A"], pools["fake_A"].query(v["fake_A"]), gan)
+                        + basic(d["D_B"], v["real_A"], pools["pre_A"].query(v["pre_A"]), gan))
+        with torch.no_grad():
+            fake_B_edge = pools["fake_B_edge"].query(self.edge(v["fake_B"]))
+            real_B_edge = self.edge(v["real_B"])
+        terms["D_A_edge"] = basic(d["D_A_edge"], real_B_edge, fake_B_edge, gan)
+        with torch.no_grad():
+            fake_A_edge = pools["fake_A_edge"].query(self.edge(v["fake_A"]))
+            real_A_edge = self.edge(v["real_A"])
+        terms["D_B_edge"] = basic(d["D_B_edge"], real_A_edge, fake_A_edge, gan)
+        return sum(terms.values()), terms
+
+    def optimize_parameters(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
+        """One iteration: forward, generator step with D frozen, then discriminator step.
+
+        Returns every logged loss (computed from the weights before this iteration's steps).
+        """
+        v = self.forward(real_A, real_B)
+        self.discriminators.requires_grad_(False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        loss_G, g_terms = self.compute_G_loss(v)
+        loss_G.backward()
+        self.optimizer_G.step()
+        self.discriminators.requires_grad_(True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        loss_D, d_terms = self.compute_D_loss(v)
+        loss_D.backward()
+        self.optimizer_D.step()
+        self.visuals = {k: t.detach() for k, t in v.items()}
+        terms = g_terms | d_terms
+        return {name: float(terms[name].detach()) for name in losses.LOSS_NAMES}
+
+    # ---------------------------------------------------------------- weights
+    def networks(self) -> dict[str, nn.Module]:
+        """All eight networks by checkpoint name."""
+        return dict(self.generators.items()) | dict(self.discriminators.items())
+
+    def save_networks(self, checkpoint_dir: str, label: str | int) -> None:
+        for name, net in self.networks().items():
+            save_network(net, network_path(checkpoint_dir, label, name))
+
+    def load_networks(self, checkpoint_dir: str, label: str | int, names=None) -> None:
+        nets = self.networks()
+        for name in names or nets:
+            load_network(nets[name], network_path(checkpoint_dir, label, name))
