@@ -208,5 +208,5 @@ def write_comparison_page(
                         with tags.td(style=_CELL_STYLE), tags.a(href=url):
                             tags.img(src=url, alt=label, width=str(int(width)))
     index_path = _write_document(doc, web_path)
-    logger.info("comparison page with %d rows written to %s", len(rows), index_path)
+    logger.debug("comparison page with %d rows written to %s", len(rows), index_path)
     return index_path

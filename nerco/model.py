@@ -58,18 +58,21 @@ class Architecture:
     init_gain: float = 0.02
 
 
-def build_generators(arch: Architecture) -> nn.ModuleDict:
-    """G_A (6 → 3), G_B (3 → 3), Pre and H, initialised as §1.6, in the release's order."""
-    nets = {
-        "G_A": define_G(arch.input_nc * 2, arch.output_nc, arch.ngf, arch.netG, arch.norm,
-                        arch.use_dropout),
-        "G_B": define_G(arch.output_nc, arch.input_nc, arch.ngf, arch.netG, arch.norm,
-                        arch.use_dropout),
-        "Pre": define_Pre(arch.output_nc, arch.input_nc, arch.ngf, arch.norm, arch.use_dropout),
-        "H": define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm, arch.use_dropout),
+def build_generators(arch: Architecture, names=GENERATOR_NAMES) -> nn.ModuleDict:
+    """G_A (6 → 3), G_B (3 → 3), Pre and H (or the subset ``names``), initialised as §1.6."""
+    builders = {
+        "G_A": lambda: define_G(arch.input_nc * 2, arch.output_nc, arch.ngf, arch.netG,
+                                arch.norm, arch.use_dropout),
+        "G_B": lambda: define_G(arch.output_nc, arch.input_nc, arch.ngf, arch.netG, arch.norm,
+                                arch.use_dropout),
+        "Pre": lambda: define_Pre(arch.output_nc, arch.input_nc, arch.ngf, arch.norm,
+                                  arch.use_dropout),
+        "H": lambda: define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm,
+                              arch.use_dropout),
     }
-    for net in nets.values():
-        init_weights(net, arch.init_type, arch.init_gain)
+    # Built and initialised one after the other in the release's order (G_A, G_B, Pre, H).
+    nets = {name: init_weights(builders[name](), arch.init_type, arch.init_gain)
+            for name in GENERATOR_NAMES if name in names}
     return nn.ModuleDict(nets)
 
 

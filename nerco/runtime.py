@@ -1,0 +1,58 @@
+"""Run-time set-up shared by the command-line tools: logging, device choice, seeding."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+from nerco.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
+    """Messages to the console; with ``log_file``, also to that file with timestamps."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    if log_file:
+        os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+        to_file = logging.FileHandler(log_file)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(to_file)
+    root.setLevel(level)
+
+
+def select_device(gpu_ids: str = "0") -> torch.device:
+    """``--gpu_ids``: -1 forces the CPU; otherwise the first listed CUDA GPU when CUDA is
+    available, else the CPU with a one-line notice."""
+    try:
+        ids = [int(part) for part in str(gpu_ids).split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--gpu_ids {gpu_ids!r} must be comma-separated integers, "
+                        f"or -1 for the CPU") from None
+    ids = [i for i in ids if i >= 0]
+    if not ids:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        logger.info("CUDA is not available: running on the CPU (pass --gpu_ids -1 to say so)")
+        return torch.device("cpu")
+    if ids[0] >= torch.cuda.device_count():
+        raise UserError(f"--gpu_ids {gpu_ids}: GPU {ids[0]} does not exist "
+                        f"({torch.cuda.device_count()} visible)")
+    return torch.device("cuda", ids[0])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,87 @@
+"""Training options: the release's flags plus --objective, --clip_weights, --seed and the
+named loss factors (NERCO_SPEC.md §2, §6)."""
+
+from __future__ import annotations
+
+import argparse
+
+from nerco.losses import GAN_MODES, LossWeights
+from nerco.model import OBJECTIVES
+from nerco.networks import LR_POLICIES
+from options.base_options import BaseOptions
+
+_W = LossWeights()
+
+
+class TrainOptions(BaseOptions):
+    is_train = True
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser = super().initialize(parser)
+        # display and logging
+        parser.add_argument("--display_freq", type=int, default=400,
+                            help="show current visuals every N iterations")
+        parser.add_argument("--display_ncols", type=int, default=4,
+                            help="images per row in the visdom panel")
+        parser.add_argument("--display_id", type=int, default=1,
+                            help="visdom window id; 0 disables the live display")
+        parser.add_argument("--display_server", default="http://localhost",
+                            help="visdom server")
+        parser.add_argument("--display_env", default="main", help="visdom environment")
+        parser.add_argument("--display_port", type=int, default=8097, help="visdom port")
+        parser.add_argument("--update_html_freq", type=int, default=1000,
+                            help="save visuals to web/index.html every N iterations")
+        parser.add_argument("--print_freq", type=int, default=100,
+                            help="log losses every N iterations")
+        parser.add_argument("--no_html", action="store_true",
+                            help="do not write <checkpoints_dir>/<name>/web/")
+        # saving and loading
+        parser.add_argument("--save_latest_freq", type=int, default=5000,
+                            help="save 'latest' every N iterations")
+        parser.add_argument("--save_epoch_freq", type=int, default=5,
+                            help="save '<epoch>' and 'latest' every N epochs")
+        parser.add_argument("--save_by_iter", action="store_true",
+                            help="label the periodic saves iter_<N> instead of latest")
+        parser.add_argument("--continue_train", action="store_true",
+                            help="load <epoch>_net_<NAME>.pth for every network and go on")
+        parser.add_argument("--epoch_count", type=int, default=1,
+                            help="number of the first epoch")
+        parser.add_argument("--phase", default="train", help="folder prefix: <phase>A, <phase>B")
+        # optimisation
+        parser.add_argument("--n_epochs", type=int, default=100,
+                            help="epochs at the initial learning rate")
+        parser.add_argument("--n_epochs_decay", type=int, default=200,
+                            help="epochs of linear decay to zero")
+        parser.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
+        parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
+        parser.add_argument("--gan_mode", default="lsgan", choices=GAN_MODES,
+                            help="lsgan: MSE to 1/0 (released)")
+        parser.add_argument("--pool_size", type=int, default=50,
+                            help="history of generated images per pool (0 = none)")
+        parser.add_argument("--lr_policy", default="linear", choices=LR_POLICIES,
+                            help="learning-rate schedule, stepped once per epoch")
+        parser.add_argument("--lr_decay_iters", type=int, default=50,
+                            help="step policy: ×0.1 every N epochs")
+        parser.add_argument("--seed", type=int, default=None,
+                            help="seed Python, NumPy and torch for a repeatable run")
+        # the objective
+        parser.add_argument("--objective", default="official", choices=OBJECTIVES,
+                            help="official = released code (spec §8 quirks); paper = fixed")
+        parser.add_argument("--clip_weights", default=None,
+                            help="local CLIP RN50 weights (OpenAI RN50.pt or open_clip "
+                                 "checkpoint); default: open_clip's cache or download")
+        parser.add_argument("--lambda_A", type=float, default=_W.lambda_A,
+                            help="cycle A→B→A weight: λ_A·‖G_B(G_A(A)) − A‖₁")
+        parser.add_argument("--lambda_B", type=float, default=_W.lambda_B,
+                            help="cycle B→A→B weight: λ_B·‖G_A(G_B(B)) − B‖₁")
+        parser.add_argument("--lambda_identity", type=float, default=_W.lambda_identity,
+                            help="identity weight relative to the cycle weight")
+        parser.add_argument("--lambda_pre", type=float, default=_W.lambda_pre,
+                            help="PreConsis = lambda_pre·λ_A·‖Pre(A) − A‖₁ + GAN(D_B(Pre(A)))")
+        parser.add_argument("--lambda_clip", type=float, default=_W.lambda_clip,
+                            help="weight of D_A_CLIP and D_B_CLIP in the generator loss")
+        parser.add_argument("--lambda_edge", type=float, default=_W.lambda_edge,
+                            help="weight of G_A_edge and G_B_edge in the generator loss")
+        parser.add_argument("--lambda_mask", type=float, default=_W.lambda_mask,
+                            help="weight of the mask-extractor loss H in the generator loss")
+        return parser
