@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from data.unaligned_dataset import UnalignedDataset
 from nerco.clip_term import CLIPTerm, build_clip
+from nerco.display import VisdomDisplay, plot_loss_curves
 from nerco.html import HTML
 from nerco.loss_log import LossLog
 from nerco.losses import LossWeights
@@ -88,6 +89,12 @@ class Trainer:
         self.web = None if opt.no_html else HTML(os.path.join(self.save_dir, "web"),
                                                  f"Experiment name = {opt.name}", refresh=0)
         self.web_epochs: list[int] = []
+        self.display = None
+        if opt.display_id > 0:
+            self.display = VisdomDisplay(server=opt.display_server, port=opt.display_port,
+                                         env=opt.display_env, display_id=opt.display_id,
+                                         ncols=opt.display_ncols, winsize=opt.display_winsize)
+        self.loss_history: list[dict] = []
         self.total_iters = 0
         logger.info("training images = %d (trainA %d, trainB %d), device %s",
                     len(self.dataset), self.dataset.A_size, self.dataset.B_size, device)
@@ -143,15 +150,23 @@ class Trainer:
             real_A = batch["A"].to(self.device, non_blocking=True)
             real_B = batch["B"].to(self.device, non_blocking=True)
             losses = self.model.optimize_parameters(real_A, real_B)
-            if self.total_iters % opt.display_freq == 0 or not saved_visuals:
-                if self.total_iters % opt.update_html_freq == 0 or not saved_visuals:
-                    self.save_visuals(epoch)
-                    saved_visuals = True
+            if self.total_iters % opt.display_freq == 0:
+                if self.display is not None:
+                    self.display.show_images(visuals_as_images(self.model.visuals), epoch)
+            # The web page gets the visuals every update_html_freq iterations and at least
+            # once per epoch.
+            if self.total_iters % opt.update_html_freq == 0 or not saved_visuals:
+                self.save_visuals(epoch)
+                saved_visuals = True
             if self.total_iters % opt.print_freq == 0:
                 t_comp = (time.time() - iter_start) / opt.batch_size
                 line = self.loss_log.log(epoch, epoch_iter, self.total_iters, t_comp, t_data,
                                          self.lr, losses)
                 logger.info(line)
+                progress = epoch_iter / len(self.dataset)
+                self.loss_history.append({"x": epoch - 1 + progress, "losses": losses})
+                if self.display is not None:
+                    self.display.plot_losses(epoch, progress, losses)
             if self.total_iters % opt.save_latest_freq == 0:
                 label = f"iter_{self.total_iters}" if opt.save_by_iter else "latest"
                 logger.info("saving the latest model (epoch %d, total_iters %d)",
@@ -170,6 +185,8 @@ class Trainer:
                             epoch, self.total_iters)
                 self.save("latest")
                 self.save(epoch)
+            if self.loss_history:
+                plot_loss_curves(self.loss_history, self.save_dir)
             logger.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, last_epoch,
                         time.time() - start)
         self.save("latest")
