@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up .venv (if needed) with the pinned requirements and run the whole test suite.
+#   bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+export PIP_CONSTRAINT="$PWD/constraints.txt"
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+.venv/bin/python -m pytest -q "$@"
