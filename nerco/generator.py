@@ -8,7 +8,7 @@ NERCO_SPEC.md §1.1. Layer indices inside ``model`` are those of the released ch
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -123,7 +123,8 @@ def mask_extractor_loss(G_A, H, D_A, D_B, real_A, real_B, Hm, fake_B, fake_A, ga
     self   = ‖Hm − (fake_B − A)‖₁ + ‖fake_A − (B − H(fake_A))‖₁
     """
     darker_B = real_B - Hm
-    bypass = F.l1_loss(fake_B, real_A + Hm) + F.l1_loss(real_B, G_A(torch.cat((darker_B, darker_B), 1)))
+    bypass = F.l1_loss(fake_B, real_A + Hm) + F.l1_loss(
+        real_B, G_A(torch.cat((darker_B, darker_B), 1)))
     adv_h = gan(D_A(real_A + Hm), True) + gan(D_B(darker_B), True)
     Hm_fake_A, _ = H(fake_A)
     self_term = F.l1_loss(Hm, fake_B - real_A) + F.l1_loss(fake_A, real_B - Hm_fake_A)
@@ -157,8 +158,10 @@ def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str
 
 def generator_total(t: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
     """The generators' objective (spec §2), one Adam step over Pre, G_A, G_B and H."""
-    loss_A = t["G_A"] + t["cycle_A"] + t["idt_A"] + w.lambda_clip * t["D_A_CLIP"] + w.lambda_edge * t["G_A_edge"]
-    loss_B = t["G_B"] + t["cycle_B"] + t["idt_B"] + w.lambda_clip * t["D_B_CLIP"] + w.lambda_edge * t["G_B_edge"]
+    loss_A = (t["G_A"] + t["cycle_A"] + t["idt_A"]
+              + w.lambda_clip * t["D_A_CLIP"] + w.lambda_edge * t["G_A_edge"])
+    loss_B = (t["G_B"] + t["cycle_B"] + t["idt_B"]
+              + w.lambda_clip * t["D_B_CLIP"] + w.lambda_edge * t["G_B_edge"])
     return loss_A + loss_B + w.lambda_mask * t["H"] + t["PreConsis"]
 
 

@@ -57,7 +57,8 @@ class MaskExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feat = self.model(x)  # F: (N, ngf, H + 6, W + 6)
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
-        pooled = torch.cat([feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
+        pooled = torch.cat(
+            [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
         weights = self.conv_ca(self.fc2(torch.relu(self.fc1(pooled))))
         attended = weights * feat
         # Spatial attention: [channel mean, channel max] -> 7x7 (no padding) -> sigmoid.

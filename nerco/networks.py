@@ -7,7 +7,7 @@ unknown name. Network names are the checkpoint names of NERCO_SPEC.md §1.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

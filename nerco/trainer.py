@@ -123,7 +123,8 @@ class Trainer:
         if self.web is None:
             return
         for name, image in visuals_as_images(self.model.visuals).items():
-            save_image(image, os.path.join(self.web.get_image_dir(), f"epoch{epoch:03d}_{name}.png"))
+            filename = f"epoch{epoch:03d}_{name}.png"
+            save_image(image, os.path.join(self.web.get_image_dir(), filename))
         if epoch not in self.web_epochs:
             self.web_epochs.append(epoch)
         page = HTML(self.web.web_dir, self.web.title)

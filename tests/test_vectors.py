@@ -16,8 +16,14 @@ import pytest
 import torch
 from conftest import ALL_NETS, ROOT
 from PIL import Image
-from synth import DATA, SEED, clip_manifest, network_manifests, synth_state_dict
-from synth import write_network_weights
+from synth import (
+    DATA,
+    SEED,
+    clip_manifest,
+    network_manifests,
+    synth_state_dict,
+    write_network_weights,
+)
 
 INFER = DATA / "infer"
 TRAIN = DATA / "train"
