@@ -70,6 +70,16 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def stem(input_nc: int, ngf: int, norm_layer: NormLayer) -> list[nn.Module]:
+    """Reflect pad 3, conv 7×7 (input_nc → ngf), norm, ReLU: the first layers of G, Pre and H."""
+    return [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(input_nc, ngf, 7, padding=0, bias=uses_bias(norm_layer)),
+        norm_layer(ngf),
+        nn.ReLU(True),
+    ]
+
+
 def resnet_trunk(
     input_nc: int,
     ngf: int,
@@ -83,12 +93,7 @@ def resnet_trunk(
     The returned layers map (N, input_nc, H, W) to (N, ngf, H, W) for H, W divisible by 4.
     """
     use_bias = uses_bias(norm_layer)
-    layers: list[nn.Module] = [
-        nn.ReflectionPad2d(3),
-        nn.Conv2d(input_nc, ngf, 7, padding=0, bias=use_bias),
-        norm_layer(ngf),
-        nn.ReLU(True),
-    ]
+    layers = stem(input_nc, ngf, norm_layer)
     for i in range(2):  # downsampling: ngf -> 2 ngf -> 4 ngf
         mult = 2**i
         layers += [

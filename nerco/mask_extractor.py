@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nerco.generator import NormLayer, ResnetBlock, get_norm_layer, uses_bias
+from nerco.generator import NormLayer, ResnetBlock, get_norm_layer, stem, uses_bias
 
 
 class MaskExtractor(nn.Module):
@@ -37,12 +37,7 @@ class MaskExtractor(nn.Module):
         super().__init__()
         norm_layer = norm_layer or get_norm_layer("instance")
         use_bias = uses_bias(norm_layer)
-        trunk: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(input_nc, ngf, 7, padding=0, bias=use_bias),
-            norm_layer(ngf),
-            nn.ReLU(True),
-        ]
+        trunk = stem(input_nc, ngf, norm_layer)
         trunk += [ResnetBlock(ngf, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
         trunk.append(nn.ReflectionPad2d(3))
         # Registration order follows the release (output, model, attention convs).
