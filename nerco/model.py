@@ -70,6 +70,9 @@ def build_generators(arch: Architecture, names=GENERATOR_NAMES) -> nn.ModuleDict
         "H": lambda: define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm,
                               arch.use_dropout),
     }
+    unknown = set(names) - set(GENERATOR_NAMES)
+    if unknown:
+        raise ValueError(f"unknown generator names {sorted(unknown)}; known: {GENERATOR_NAMES}")
     # Built and initialised one after the other in the release's order (G_A, G_B, Pre, H).
     nets = {name: init_weights(builders[name](), arch.init_type, arch.init_gain)
             for name in GENERATOR_NAMES if name in names}
@@ -90,7 +93,7 @@ def build_discriminators(arch: Architecture) -> nn.ModuleDict:
 def enhance(Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor,
             rows_per_chunk: int | None = None) -> torch.Tensor:
     """§5: G_A([x, Pre(x)] · mask(x)); (N, 3, H, W) in [-1, 1], H and W divisible by 4."""
-    pre = Pre(x, rows_per_chunk=rows_per_chunk) if rows_per_chunk else Pre(x)
+    pre = Pre(x) if rows_per_chunk is None else Pre(x, rows_per_chunk=rows_per_chunk)
     _, mask = H(x)
     return G_A(torch.cat((x, pre), 1) * mask)
 

@@ -84,6 +84,8 @@ class NRNHead(nn.Module):
         256-channel intermediates of the whole image never exist at once; the result is the
         same as the direct path.
         """
+        if rows_per_chunk is not None and rows_per_chunk < 1:
+            raise ValueError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk}")
         kernel, bias = self.first_layer_as_conv()
         height = feat.shape[-2]
         if rows_per_chunk is None or rows_per_chunk >= height:

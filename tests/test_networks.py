@@ -610,3 +610,13 @@ def test_corrupt_file_raises_user_error(tmp_path) -> None:
     torch.save([torch.zeros(2)], path)
     with pytest.raises(UserError, match="state_dict"):
         read_state_dict(str(path))
+
+
+def test_bad_arguments_are_rejected_clearly():
+    from nerco.model import Architecture, build_generators
+    from nerco.nrn import NRNHead
+
+    with pytest.raises(ValueError, match="rows_per_chunk"):
+        NRNHead(8)(torch.zeros(1, 8, 4, 4), rows_per_chunk=0)
+    with pytest.raises(ValueError, match="unknown generator"):
+        build_generators(Architecture(ngf=8), names=("G_C",))
