@@ -48,7 +48,10 @@ def run(opt) -> str:
     image_dir = os.path.join(web_dir, "images")
     paths = dataset.paths[: opt.num_test] if opt.num_test else dataset.paths
     rows = []
-    for index, (path, stem) in enumerate(zip(paths, output_stems(paths, folder))):
+    from tqdm import tqdm
+
+    items = list(enumerate(zip(paths, output_stems(paths, folder))))
+    for index, (path, stem) in tqdm(items, desc="enhancing", unit="image"):
         x = dataset[index]["A"].unsqueeze(0).to(device)
         try:
             with torch.no_grad():
@@ -59,7 +62,7 @@ def run(opt) -> str:
         save_image(tensor2im(x), os.path.join(web_dir, names["input"]))
         save_image(tensor2im(y), os.path.join(web_dir, names["NeRCo"]))
         rows.append({"name": stem, "images": names})
-        logger.info("processed (%04d) %s", index, path)
+        logger.debug("processed (%04d) %s", index, path)
     page = write_comparison_page(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, "
                                  f"Epoch = {opt.epoch}", rows, ["input", "NeRCo"],
                                  width=min(opt.display_winsize, 512))

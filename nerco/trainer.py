@@ -17,6 +17,7 @@ import warnings
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from data.unaligned_dataset import UnalignedDataset
 from nerco.clip_term import CLIPTerm, build_clip
@@ -142,7 +143,9 @@ class Trainer:
         self.update_learning_rate()
         iter_data_time = time.time()
         t_data = 0.0
-        for batch in self.loader:
+        bar = tqdm(self.loader, desc=f"epoch {epoch}", unit="it", dynamic_ncols=True,
+                   leave=False)
+        for batch in bar:
             iter_start = time.time()
             if self.total_iters % opt.print_freq == 0:
                 t_data = iter_start - iter_data_time
@@ -151,6 +154,8 @@ class Trainer:
             real_A = batch["A"].to(self.device, non_blocking=True)
             real_B = batch["B"].to(self.device, non_blocking=True)
             losses = self.model.optimize_parameters(real_A, real_B)
+            bar.set_postfix(G=f"{losses['G_A'] + losses['G_B']:.3f}",
+                            D=f"{losses['D_A'] + losses['D_B']:.3f}", refresh=False)
             if self.total_iters % opt.display_freq == 0:
                 if self.display is not None:
                     self.display.show_images(visuals_as_images(self.model.visuals), epoch)
