@@ -4,7 +4,13 @@
 ``SingleImageDataset`` serves whole images for inference.
 """
 
-from data.image_folder import IMG_EXTENSIONS, is_image_file, load_rgb, make_dataset
+from data.image_folder import (
+    IMG_EXTENSIONS,
+    is_image_file,
+    load_rgb,
+    make_dataset,
+    require_images,
+)
 from data.single_dataset import SingleImageDataset
 from data.transforms import PREPROCESS_CHOICES, get_transform, to_tensor
 from data.unaligned_dataset import UnalignedDataset
@@ -18,5 +24,6 @@ __all__ = [
     "is_image_file",
     "load_rgb",
     "make_dataset",
+    "require_images",
     "to_tensor",
 ]

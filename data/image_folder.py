@@ -65,6 +65,26 @@ def make_dataset(folder: str | os.PathLike, max_dataset_size: float = float("inf
     return images
 
 
+def require_images(
+    folder: str | os.PathLike, what: str = "", max_dataset_size: float = float("inf")
+) -> list[str]:
+    """:func:`make_dataset`, raising UserError when the folder is missing or holds no image.
+
+    Args:
+        folder: Folder of images.
+        what: Kind of image the folder should hold, for the message (e.g. ``"low-light"``).
+        max_dataset_size: Keep at most this many images.
+    """
+    folder = os.fspath(folder)
+    hint = f"put {what + ' ' if what else ''}images ({' '.join(IMG_EXTENSIONS)}) in it"
+    if not os.path.isdir(folder):
+        raise UserError(f"folder {folder} does not exist: {hint}")
+    paths = make_dataset(folder, max_dataset_size)
+    if not paths:
+        raise UserError(f"folder {folder} holds no image: {hint}")
+    return paths
+
+
 def _one_line(exc: BaseException) -> str:
     """Squash an exception's message onto one line."""
     text = " ".join(str(exc).split())

@@ -7,9 +7,8 @@ import os
 import torch
 from torch.utils.data import Dataset
 
-from data.image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+from data.image_folder import load_rgb, require_images
 from data.transforms import to_tensor
-from nerco.errors import UserError
 
 
 class SingleImageDataset(Dataset):
@@ -41,14 +40,7 @@ class SingleImageDataset(Dataset):
         Raises:
             UserError: The folder does not exist or holds no image.
         """
-        folder = os.fspath(folder)
-        exts = " ".join(IMG_EXTENSIONS)
-        if not os.path.isdir(folder):
-            raise UserError(f"folder {folder} does not exist: put the images ({exts}) there")
-        paths = make_dataset(folder, max_dataset_size)
-        if not paths:
-            raise UserError(f"folder {folder} holds no image: put the images ({exts}) there")
-        return cls(paths)
+        return cls(require_images(folder, max_dataset_size=max_dataset_size))
 
     def __len__(self) -> int:
         """Return the number of images."""

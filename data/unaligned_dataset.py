@@ -9,25 +9,13 @@ import random
 import torch
 from torch.utils.data import Dataset
 
-from data.image_folder import IMG_EXTENSIONS, load_rgb, make_dataset
+from data.image_folder import load_rgb, require_images
 from data.transforms import get_transform
 from nerco.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 _CONTENTS = {"A": "low-light", "B": "normal-light"}
-
-
-def _image_paths(folder: str, letter: str, max_dataset_size: float) -> list[str]:
-    """List the images of ``folder`` (``<phase><letter>``), raising UserError if none."""
-    what = _CONTENTS[letter]
-    exts = " ".join(IMG_EXTENSIONS)
-    if not os.path.isdir(folder):
-        raise UserError(f"folder {folder} does not exist: put {what} images ({exts}) in it")
-    paths = make_dataset(folder, max_dataset_size)
-    if not paths:
-        raise UserError(f"folder {folder} holds no image: put {what} images ({exts}) in it")
-    return paths
 
 
 class UnalignedDataset(Dataset):
@@ -80,8 +68,8 @@ class UnalignedDataset(Dataset):
         first, second = ("A", "B") if direction == "AtoB" else ("B", "A")
         self.dir_A = os.path.join(root, phase + first)
         self.dir_B = os.path.join(root, phase + second)
-        self.A_paths = _image_paths(self.dir_A, first, max_dataset_size)
-        self.B_paths = _image_paths(self.dir_B, second, max_dataset_size)
+        self.A_paths = require_images(self.dir_A, _CONTENTS[first], max_dataset_size)
+        self.B_paths = require_images(self.dir_B, _CONTENTS[second], max_dataset_size)
         self.A_size = len(self.A_paths)
         self.B_size = len(self.B_paths)
         self.transform_A = get_transform(

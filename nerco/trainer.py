@@ -87,8 +87,7 @@ class Trainer:
                           opt.epoch_count, opt.lr_decay_iters)
             for optimizer in (self.model.optimizer_G, self.model.optimizer_D)]
         self.loss_log = LossLog(self.save_dir)
-        self.web = None if opt.no_html else HTML(os.path.join(self.save_dir, "web"),
-                                                 f"Experiment name = {opt.name}", refresh=0)
+        self.web_dir = None if opt.no_html else os.path.join(self.save_dir, "web")
         self.web_epochs: list[int] = []
         self.display = None
         if opt.display_id > 0:
@@ -121,14 +120,14 @@ class Trainer:
 
     def save_visuals(self, epoch: int) -> None:
         """Write the current visuals of this epoch and rebuild web/index.html."""
-        if self.web is None:
+        if self.web_dir is None:
             return
+        page = HTML(self.web_dir, f"Experiment name = {self.opt.name}")
         for name, image in visuals_as_images(self.model.visuals).items():
             filename = f"epoch{epoch:03d}_{name}.png"
-            save_image(image, os.path.join(self.web.get_image_dir(), filename))
+            save_image(image, os.path.join(page.get_image_dir(), filename))
         if epoch not in self.web_epochs:
             self.web_epochs.append(epoch)
-        page = HTML(self.web.web_dir, self.web.title)
         for e in sorted(self.web_epochs, reverse=True):
             page.add_header(f"epoch [{e}]")
             names = [f"epoch{e:03d}_{n}.png" for n in VISUAL_NAMES]
