@@ -1,8 +1,11 @@
 """Train NeRCo on unpaired low-light (trainA) and normal-light (trainB) images.
 
     python train.py --dataroot ./dataset/LOL --name LOL
+    torchrun --nproc_per_node 4 train.py --dataroot ./dataset/LOL --name LOL   # 4 GPUs
 
-See README.md for the options; NERCO_SPEC.md for what is computed.
+Ctrl-C or SIGTERM saves ``latest`` (weights and training state) and exits; the same command
+with ``--continue_train`` resumes exactly. See README.md for the options and NERCO_SPEC.md
+for what is computed.
 """
 
 from __future__ import annotations
@@ -18,22 +21,50 @@ from options import TrainOptions, save_options
 logger = logging.getLogger("train")
 
 
+def check_amp(amp: str, device) -> None:
+    """Refuse a mixed-precision mode the device cannot run, in one line."""
+    import torch
+
+    if amp == "fp16" and device.type != "cuda":
+        raise UserError("--amp fp16 needs a CUDA GPU (loss scaling); on the CPU use --amp bf16")
+    if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
+                        f"support; use --amp fp16")
+
+
 def main(argv: list[str] | None = None) -> int:
     options = TrainOptions()
     opt = options.parse(argv)
     save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    setup_logging(os.path.join(save_dir, "train.log"))
+    rank = int(os.environ.get("RANK", "0"))
+    # Under torchrun only rank 0 writes train.log and prints progress; the others report
+    # warnings and errors.
+    if rank == 0:
+        setup_logging(os.path.join(save_dir, "train.log"))
+    else:
+        setup_logging(level=logging.WARNING)
+    context = None
     try:
-        logger.info(save_options(opt, options.parser, save_dir))
+        if rank == 0:
+            logger.info(save_options(opt, options.parser, save_dir))
         if opt.seed is not None:
             seed_everything(opt.seed)
         device = select_device(opt.gpu_ids)
-        from nerco.trainer import Trainer  # heavy imports after the options are checked
+        check_amp(opt.amp, device)
+        from nerco import distributed  # heavy imports after the options are checked
+        from nerco.trainer import Trainer, TrainingInterrupted
 
-        Trainer(opt, device).run()
+        context = distributed.setup(device)
+        try:
+            Trainer(opt, context).run()
+        except TrainingInterrupted as stop:
+            return 128 + int(stop.signum)  # as a shell reports a process stopped by it
     except UserError as err:
         logger.error("error: %s", err)
         return 2
+    finally:
+        if context is not None:
+            distributed.teardown(context)
     return 0
 
 

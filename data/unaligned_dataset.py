@@ -25,6 +25,10 @@ class UnalignedDataset(Dataset):
     ``i % |B|``-th with ``serial_batches``), drawn with Python's ``random.randint`` as in the
     reference code. With ``direction='BtoA'`` the two folders swap roles.
 
+    A file that cannot be read is skipped with a warning naming it (the next readable image
+    of its folder takes its place) and not tried again by this process; when no image of a
+    folder can be read, UserError stops the run.
+
     Args:
         root: Dataset root (``--dataroot``).
         phase: Folder prefix, e.g. ``'train'`` or ``'test'``.
@@ -78,6 +82,7 @@ class UnalignedDataset(Dataset):
         self.transform_B = get_transform(
             preprocess=preprocess, load_size=load_size, crop_size=crop_size, no_flip=no_flip
         )
+        self.unreadable: set[str] = set()
         logger.info(
             "unaligned dataset: %d images in %s, %d in %s",
             self.A_size, self.dir_A, self.B_size, self.dir_B,
@@ -97,12 +102,28 @@ class UnalignedDataset(Dataset):
             ``{'A': (3, H, W) tensor in [-1, 1], 'B': (3, H, W) tensor in [-1, 1],
             'A_paths': str, 'B_paths': str}``.
         """
-        A_path = self.A_paths[index % self.A_size]
         if self.serial_batches:
             index_B = index % self.B_size
         else:
             index_B = random.randint(0, self.B_size - 1)
-        B_path = self.B_paths[index_B]
-        A = self.transform_A(load_rgb(A_path))
-        B = self.transform_B(load_rgb(B_path))
+        A_path, A = self._load(self.A_paths, index % self.A_size, self.dir_A, self.transform_A)
+        B_path, B = self._load(self.B_paths, index_B, self.dir_B, self.transform_B)
         return {"A": A, "B": B, "A_paths": A_path, "B_paths": B_path}
+
+    def _load(self, paths: list[str], index: int, folder: str,
+              transform) -> tuple[str, torch.Tensor]:
+        """Load ``paths[index]``, or the next readable image of the folder after it."""
+        first_error = None
+        for step in range(len(paths)):
+            path = paths[(index + step) % len(paths)]
+            if path in self.unreadable:
+                continue
+            try:
+                return path, transform(load_rgb(path))
+            except UserError as err:
+                self.unreadable.add(path)
+                first_error = first_error or err
+                logger.warning("skipping unreadable image: %s", err)
+        raise UserError(f"no image in {folder} can be read ({len(self.unreadable)} unreadable, "
+                        f"e.g. {first_error or 'see the warnings above'}): replace or remove "
+                        f"the broken files")

@@ -21,6 +21,7 @@ only where spec §8 says, each in one branch that names its item.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -28,13 +29,15 @@ import torch
 from torch import nn
 
 from nerco import losses
-from nerco.checkpoint import load_network, network_path, save_network
+from nerco.checkpoint import load_network, network_path, save_network, unwrap
 from nerco.edge import EdgeOperator
 from nerco.image_pool import ImagePool
 from nerco.losses import GANLoss, LossWeights
 from nerco.networks import define_D, define_G, define_H, define_Pre, init_weights
 
 OBJECTIVES = ("official", "paper")
+#: Mixed-precision choices for training (``--amp``): autocast dtype by name.
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 GENERATOR_NAMES = ("G_A", "G_B", "Pre", "H")
 DISCRIMINATOR_NAMES = ("D_A", "D_B", "D_A_edge", "D_B_edge")
 #: Networks needed to enhance an image (spec §5).
@@ -107,14 +110,21 @@ class NeRCoModel(nn.Module):
         clip_term: a :class:`nerco.clip_term.CLIPTerm` (built once by the caller).
         weights: loss factors.
         gan_mode, pool_size, lr, beta1: as the CycleGAN options of the same names.
+        amp: ``None`` (float32), ``"bf16"`` or ``"fp16"``: run forward passes and losses
+            under autocast; fp16 scales the losses with a GradScaler. Call :meth:`to` before
+            the first iteration: autocast follows the device of the inputs.
     """
 
     def __init__(self, arch: Architecture, clip_term, objective: str = "official",
                  weights: LossWeights = LossWeights(), gan_mode: str = "lsgan",
-                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5) -> None:
+                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5,
+                 amp: str | None = None) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if amp is not None and amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be None or one of {tuple(AMP_DTYPES)}, got {amp!r}")
+        self.amp = amp
         self.arch = arch
         self.objective = objective
         self.weights = weights
@@ -135,6 +145,34 @@ class NeRCoModel(nn.Module):
         self.optimizer_D = torch.optim.Adam(
             itertools.chain(*(d[name].parameters() for name in DISCRIMINATOR_NAMES)),
             lr=lr, betas=(beta1, 0.999))
+        self.scaler: torch.amp.GradScaler | None = None  # made on the first fp16 iteration
+
+    # ------------------------------------------------------------ mixed precision
+    def _autocast(self, device: torch.device):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=AMP_DTYPES[self.amp])
+
+    def _scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        if self.scaler is None:
+            self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == "fp16")
+        return self.scaler
+
+    # -------------------------------------------------------- multi-process (DDP)
+    def distribute(self, device: torch.device) -> None:
+        """Wrap every network in DistributedDataParallel (process group already joined).
+
+        Gradients of the generators are averaged in the generator step and those of the
+        discriminators in the discriminator step; the generator step calls the bare
+        discriminators (frozen there), so their wrappers never wait for gradients that do
+        not come. Checkpoints stay free of the ``module.`` prefix.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        for group in (self.generators, self.discriminators):
+            for name in list(group.keys()):
+                group[name] = DistributedDataParallel(group[name], device_ids=ids)
 
     # ----------------------------------------------------------------- forward (§2)
     def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -154,7 +192,8 @@ class NeRCoModel(nn.Module):
     # ------------------------------------------------------------ generator step
     def compute_G_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """Generator objective of §2: (weighted total, logged terms)."""
-        g, d, w = self.generators, self.discriminators, self.weights
+        g, w = self.generators, self.weights
+        d = {name: unwrap(net) for name, net in self.discriminators.items()}  # frozen here
         paper = self.objective == "paper"
         terms = losses.identity_losses(g["G_A"], g["G_B"], v["real_A"], v["real_B"], w)
         # §8.3: the release feeds raw images to the edge discriminators; the paper, edges.
@@ -197,20 +236,42 @@ class NeRCoModel(nn.Module):
 
         Returns every logged loss (computed from the weights before this iteration's steps).
         """
-        v = self.forward(real_A, real_B)
+        autocast, scaler = self._autocast(real_A.device), self._scaler(real_A.device)
+        with autocast:
+            v = self.forward(real_A, real_B)
         self.discriminators.requires_grad_(False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        loss_G, g_terms = self.compute_G_loss(v)
-        loss_G.backward()
-        self.optimizer_G.step()
+        with autocast:
+            loss_G, g_terms = self.compute_G_loss(v)
+        scaler.scale(loss_G).backward()
+        scaler.step(self.optimizer_G)
         self.discriminators.requires_grad_(True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        loss_D, d_terms = self.compute_D_loss(v)
-        loss_D.backward()
-        self.optimizer_D.step()
-        self.visuals = {k: t.detach() for k, t in v.items()}
+        with autocast:
+            loss_D, d_terms = self.compute_D_loss(v)
+        scaler.scale(loss_D).backward()
+        scaler.step(self.optimizer_D)
+        scaler.update()
+        self.visuals = {k: t.detach().float() for k, t in v.items()}
         terms = g_terms | d_terms
         return {name: float(terms[name].detach()) for name in losses.LOSS_NAMES}
+
+    # ------------------------------------------------------------ training state
+    def training_state(self) -> dict:
+        """Optimisers, image pools and loss scaler: what a resumed run needs besides weights."""
+        return {"optimizer_G": self.optimizer_G.state_dict(),
+                "optimizer_D": self.optimizer_D.state_dict(),
+                "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
+                "scaler": None if self.scaler is None else self.scaler.state_dict()}
+
+    def load_training_state(self, state: dict, device: torch.device) -> None:
+        """Restore what :meth:`training_state` returned (weights are loaded separately)."""
+        self.optimizer_G.load_state_dict(state["optimizer_G"])
+        self.optimizer_D.load_state_dict(state["optimizer_D"])
+        for name, pool in self.pools.items():
+            pool.load_state_dict(state["pools"][name], device)
+        if state.get("scaler") and self.amp == "fp16":
+            self._scaler(device).load_state_dict(state["scaler"])
 
     # ---------------------------------------------------------------- weights
     def networks(self) -> dict[str, nn.Module]:

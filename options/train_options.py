@@ -43,9 +43,15 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--save_by_iter", action="store_true",
                             help="label the periodic saves iter_<N> instead of latest")
         parser.add_argument("--continue_train", action="store_true",
-                            help="load <epoch>_net_<NAME>.pth for every network and go on")
+                            help="resume from <epoch>_net_<NAME>.pth and, when present, "
+                                 "<epoch>_train_state.pth (counters, optimisers, schedule, "
+                                 "pools, random state)")
         parser.add_argument("--epoch_count", type=int, default=1,
-                            help="number of the first epoch")
+                            help="number of the first epoch (a resumed training state "
+                                 "overrides it)")
+        parser.add_argument("--keep_all_states", action="store_true",
+                            help="keep the training state of every numbered save, not just "
+                                 "the newest (states are large: Adam moments and pools)")
         parser.add_argument("--phase", default="train", help="folder prefix: <phase>A, <phase>B")
         # optimisation
         parser.add_argument("--n_epochs", type=int, default=100,
@@ -64,6 +70,9 @@ class TrainOptions(BaseOptions):
                             help="step policy: ×0.1 every N epochs")
         parser.add_argument("--seed", type=int, default=None,
                             help="seed Python, NumPy and torch for a repeatable run")
+        parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+                            help="mixed precision: bf16 (CUDA or CPU) or fp16 with loss "
+                                 "scaling (CUDA); none = float32")
         # the objective
         parser.add_argument("--objective", default="official", choices=OBJECTIVES,
                             help="official = released code (spec §8 quirks); paper = fixed")
