@@ -5,7 +5,8 @@ Two writers live here:
 * :class:`HTML` builds a page row by row (a header, then a table row of images with
   captions); training uses it to show the latest visuals of every epoch.
 * :func:`write_comparison_page` writes a single table with one row per image and one
-  column per variant (for example input | enhanced); ``test.py`` uses it.
+  column per variant (for example input | enhanced), optionally followed by score columns
+  and headed by a mean row; ``test.py`` and ``nerco.evaluate`` use it.
 
 Pages are UTF-8, and every image is referenced by a path relative to the page, so a
 results folder can be moved or copied elsewhere and still display.
@@ -14,6 +15,7 @@ results folder can be moved or copied elsewhere and still display.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
@@ -154,45 +156,81 @@ class HTML:
         return _write_document(self.doc, self.web_dir)
 
 
+def _format_score(value: object) -> str:
+    """A score for a table cell: floats to 4 decimals, None and NaN as ``n/a``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.4f}"
+    return str(value)
+
+
+def _score_cells(scores: object, score_columns: Sequence[str], name: object) -> None:
+    """Append one ``td`` per score column (empty when the row has no such score)."""
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"row {name!r}: 'scores' must be a mapping")
+    for label in score_columns:
+        if label in scores:
+            tags.td(_format_score(scores[label]), cls="score", style="text-align: right;")
+        else:
+            tags.td()
+
+
 def write_comparison_page(
     web_dir: PathLike,
     title: str,
     rows: Sequence[Mapping[str, object]],
     columns: Sequence[str],
     width: int = 256,
+    score_columns: Sequence[str] = (),
+    mean: Mapping[str, object] | None = None,
+    note: str | None = None,
 ) -> Path:
     """Write ``<web_dir>/index.html`` with one table comparing images side by side.
 
-    The table starts with a header row (``name`` followed by the column labels); each
-    entry of ``rows`` then gives one table row: its name, then one cell per column with
-    the image (``alt`` set to the column label) linked to itself at full size. A row
-    with no image for some column gets an empty cell.
+    The table starts with a header row (``name``, the column labels, then the score labels);
+    with ``mean``, a bold summary row follows (its name and scores, no images); each entry of
+    ``rows`` then gives one table row: its name, one cell per column with the image (``alt``
+    set to the column label) linked to itself at full size, then its scores. A row with no
+    image or no score for some column gets an empty cell.
 
     Args:
         web_dir: Folder for the page; created if missing.
         title: Page title, also shown as a heading.
-        rows: Entries ``{"name": str, "images": {column_label: relative_path}}`` where
-            each path is relative to ``web_dir``.
+        rows: Entries ``{"name": str, "images": {column_label: relative_path},
+            "scores": {score_label: value}}`` where each path is relative to ``web_dir``
+            and ``scores`` is optional. Floats show with 4 decimals, None/NaN as ``n/a``.
         columns: Column labels, in display order.
         width: Displayed image width in pixels.
+        score_columns: Score labels, in display order (none by default).
+        mean: Optional summary row ``{"name": str, "scores": {score_label: value}}``.
+        note: Optional line of text under the heading (e.g. how the scores were computed).
 
     Returns:
         Path of the written file.
 
     Raises:
         ValueError: If an image path is absolute.
-        TypeError: If a row's ``images`` is not a mapping.
+        TypeError: If a row's ``images`` or ``scores`` is not a mapping.
     """
     web_path = Path(web_dir)
     mkdirs(web_path)
     doc = _new_document(title=title, refresh=0)
     with doc:
         tags.h3(title)
+        if note:
+            tags.p(note)
         with tags.table(border=1, style="table-layout: fixed;"):
             with tags.tr():
                 tags.th("name")
-                for label in columns:
+                for label in [*columns, *score_columns]:
                     tags.th(label)
+            if mean is not None:
+                with tags.tr(cls="mean", style="font-weight: bold;"):
+                    tags.td(str(mean.get("name", "mean")))
+                    for _ in columns:
+                        tags.td()
+                    _score_cells(mean.get("scores", {}), score_columns, mean.get("name"))
             for row in rows:
                 images = row.get("images", {})
                 if not isinstance(images, Mapping):
@@ -207,6 +245,8 @@ def write_comparison_page(
                         url = _relative_url(path)
                         with tags.td(style=_CELL_STYLE), tags.a(href=url):
                             tags.img(src=url, alt=label, width=str(int(width)))
+                    if score_columns:
+                        _score_cells(row.get("scores", {}), score_columns, row.get("name"))
     index_path = _write_document(doc, web_path)
     logger.debug("comparison page with %d rows written to %s", len(rows), index_path)
     return index_path

@@ -112,3 +112,34 @@ def test_comparison_page_missing_image_gives_empty_cell(tmp_path) -> None:
     parsed = _parse(index)
     assert sum(1 for tag, _ in parsed.tags if tag == "img") == 1
     assert sum(1 for tag, _ in parsed.tags if tag == "td") == 3
+
+
+def test_comparison_page_scores_and_mean_row(tmp_path):
+    rows = [
+        {"name": "a", "images": {"input": "i/a.png", "NeRCo": "o/a.png"},
+         "scores": {"PSNR": 21.123456, "SSIM": 0.5}},
+        {"name": "b", "images": {"input": "i/b.png", "NeRCo": "o/b.png"},
+         "scores": {"PSNR": float("inf"), "SSIM": None}},
+    ]
+    mean = {"name": "mean of 2", "scores": {"PSNR": 30.0, "SSIM": float("nan")}}
+    index = write_comparison_page(tmp_path, "t", rows, ["input", "NeRCo"],
+                                  score_columns=["PSNR", "SSIM"], mean=mean, note="RGB")
+    parsed = _parse(index)
+    assert [t for t in parsed.texts if t in ("name", "input", "NeRCo", "PSNR", "SSIM")] == [
+        "name", "input", "NeRCo", "PSNR", "SSIM"]
+    texts = parsed.texts
+    # the mean row comes first, right after the header, then the rows in order
+    assert texts.index("mean of 2") < texts.index("a") < texts.index("b")
+    assert texts[texts.index("mean of 2") + 1:texts.index("mean of 2") + 3] == ["30.0000", "n/a"]
+    assert texts[texts.index("a") + 1:texts.index("a") + 3] == ["21.1235", "0.5000"]
+    assert texts[texts.index("b") + 1:texts.index("b") + 3] == ["inf", "n/a"]
+    assert "RGB" in texts
+    assert sum(1 for tag, _ in parsed.tags if tag == "tr") == 1 + 1 + len(rows)
+    assert sum(1 for tag, _ in parsed.tags if tag == "img") == 4
+    rows[0]["scores"] = [1.0]
+    try:
+        write_comparison_page(tmp_path, "t", rows, ["input"], score_columns=["PSNR"])
+    except TypeError as err:
+        assert "'scores' must be a mapping" in str(err)
+    else:
+        raise AssertionError("a list of scores was accepted")
