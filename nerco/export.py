@@ -94,6 +94,9 @@ def _import_onnx():
 
 def export_onnx(enhancer: Enhancer, path: str, opset: int = ONNX_OPSET) -> None:
     """Write ``enhancer`` as an ONNX graph with dynamic batch, height and width."""
+    if opset < ONNX_OPSET:
+        # Older opsets need onnx's version converter, which has no adapter down for Pad.
+        raise UserError(f"--opset {opset}: the exporter writes opset {ONNX_OPSET} or newer")
     _import_onnx()
     from onnxscript import ir
 
@@ -194,7 +197,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", required=True,
                         help="file to write: .onnx for --format onnx, .pt for torchscript")
     parser.add_argument("--format", choices=sorted(FORMATS), default="onnx")
-    parser.add_argument("--opset", type=int, default=ONNX_OPSET, help="ONNX opset")
+    parser.add_argument("--opset", type=int, default=ONNX_OPSET,
+                        help=f"ONNX opset ({ONNX_OPSET} or newer)")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
                         help="largest accepted max |exported - PyTorch| in the check")
     parser.add_argument("--no_check", action="store_true",

@@ -156,6 +156,7 @@ def test_failed_check_exits_1_and_removes_the_file(checkpoint_dir, tmp_path, mon
     ("missing file", "latest_net_H.pth"),
     ("wrong extension", "must end with .onnx"),
     ("unknown epoch", "7_net_Pre.pth"),
+    ("old opset", "--opset 17"),
 ])
 def test_bad_input_is_one_line_and_status_2(case, needle, checkpoint_dir, tmp_path,
                                             monkeypatch, caplog):
@@ -169,8 +170,10 @@ def test_bad_input_is_one_line_and_status_2(case, needle, checkpoint_dir, tmp_pa
         (folder / "latest_net_H.pth").unlink()
     elif case == "wrong extension":
         output = tmp_path / "e.onnx.pt"
-    else:
+    elif case == "unknown epoch":
         extra = ["--epoch", "7"]
+    else:
+        extra = ["--opset", "17"]
     with caplog.at_level(logging.INFO):
         status = export.main(["--checkpoint_dir", str(folder), "--output", str(output),
                               *extra])
