@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nerco.errors import UserError
 from options.base_options import BaseOptions
 
 
@@ -21,6 +22,42 @@ class TestOptions(BaseOptions):
                             help="kept for compatibility: the enhancer always runs in eval mode")
         parser.add_argument("--num_test", type=int, default=None,
                             help="enhance at most this many images")
+        parser.add_argument("--input", default=None,
+                            help="a photo, or a folder of photos searched at any depth, to enhance "
+                                 "instead of <dataroot>/<phase>A; needs --output")
+        parser.add_argument("--output", default=None,
+                            help="with --input: write each result as <output>/<input stem>.png "
+                                 "(inputs sharing a stem: <path below --input, / and . as _>.png)")
+        parser.add_argument("--gt", default=None,
+                            help="ground-truth folder (same file stems as the inputs): score "
+                                 "PSNR/SSIM after enhancing, write scores.json and index.html "
+                                 "with input | NeRCo | ground truth and the scores")
+        # With --input, --dataroot is not needed: it stays required only in parse() below.
+        for action in parser._actions:  # argparse has no public way to relax `required`
+            if action.dest == "dataroot":
+                action.required = False
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.
         parser.set_defaults(preprocess="none", num_threads=0)
         return parser
+
+    def parse(self, args: list[str] | None = None) -> argparse.Namespace:
+        """Parse, then check that exactly one of --dataroot / --input is given.
+
+        Raises:
+            UserError: neither or both of --dataroot and --input, or --input without --output
+                (or --output without --input).
+        """
+        opt = super().parse(args)
+        if opt.input and opt.dataroot:
+            raise UserError("give either --dataroot (enhances <dataroot>/testA) or --input "
+                            "(a photo or a folder), not both")
+        if not opt.input and not opt.dataroot:
+            raise UserError("give --dataroot DIR (enhances DIR/testA) or --input PATH "
+                            "--output DIR")
+        if opt.input and not opt.output:
+            raise UserError(f"--input {opt.input} needs --output DIR: the folder for the "
+                            f"enhanced images")
+        if opt.output and not opt.input:
+            raise UserError("--output goes with --input; with --dataroot, results go to "
+                            "--results_dir")
+        return opt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -132,3 +133,83 @@ def test_missing_checkpoint(tmp_path, run_script):
 def test_bad_option_value(tmp_path, run_script):
     proc = run_script("train.py", "--dataroot", tmp_path, "--objective", "nonsense", expect=2)
     assert "Traceback" not in proc.stderr and "--objective" in proc.stderr
+
+
+def _test_py_main(*args) -> int:
+    """test.py's main() in this process (a subprocess costs seconds of torch import)."""
+    import importlib.util
+
+    module = sys.modules.get("nerco_test_script")
+    if module is None:  # "test" would be the standard library's package
+        spec = importlib.util.spec_from_file_location("nerco_test_script", ROOT / "test.py")
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.main([str(a) for a in args])
+
+
+def test_test_py_input_output_flat_names(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synth import write_network_weights
+
+    write_network_weights(tmp_path / "saves" / "m", "latest", ["G_A", "Pre", "H"])
+    photos, out = tmp_path / "photos", tmp_path / "photos" / "enhanced"
+    make_image(photos / "day" / "photo.jpg", (24, 18), seed=1)
+    make_image(photos / "night" / "photo.JPG", (20, 16), seed=2)
+    make_image(photos / "deep" / "er" / "solo.bmp", (16, 16), seed=3)
+    make_image(out / "old.png", (16, 16), seed=4)  # an earlier result: not an input
+    common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", "--gpu_ids", "-1"]
+    assert _test_py_main(*common, "--input", photos, "--output", out) == 0
+    sizes = {p.name: Image.open(p).size for p in out.iterdir()}
+    assert sizes == {"day_photo_jpg.png": (24, 18), "night_photo_JPG.png": (20, 16),
+                     "solo.png": (16, 16), "old.png": (16, 16)}
+    # a single file works too, and names its result after the file
+    assert _test_py_main(*common, "--input", photos / "deep" / "er" / "solo.bmp",
+                         "--output", tmp_path / "one") == 0
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["solo.png"]
+
+
+def test_test_py_dataroot_with_gt_scores(tmp_path, run_script):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synth import write_network_weights
+
+    write_network_weights(tmp_path / "saves" / "m", "latest", ["G_A", "Pre", "H"])
+    make_image(tmp_path / "d" / "testA" / "x.png", (24, 20), seed=1, dark=True)
+    make_image(tmp_path / "d" / "testA" / "y.png", (20, 20), seed=2, dark=True)
+    make_image(tmp_path / "gt" / "x.jpg", (24, 20), seed=3)
+    make_image(tmp_path / "gt" / "y.png", (20, 20), seed=4)
+    proc = run_script("test.py", "--dataroot", tmp_path / "d", "--name", "m",
+                      "--checkpoints_dir", tmp_path / "saves", "--results_dir",
+                      tmp_path / "results", "--gpu_ids", "-1", "--gt", tmp_path / "gt")
+    web = tmp_path / "results" / "m" / "test_latest"
+    report = json.loads((web / "scores.json").read_text())
+    assert [e["name"] for e in report["per_image"]] == ["x", "y"]
+    assert set(report["mean"]) == {"psnr", "ssim"} and "mean (2)" in proc.stdout
+    page = (web / "index.html").read_text()
+    for src in ("images/x_real_A.png", "images/x_fake_B.png", "../../../gt/x.jpg"):
+        assert f'src="{src}"' in page
+    assert page.index("mean of 2") < page.index("x_fake_B")
+
+
+def test_test_py_input_errors(tmp_path, capsys):
+    make_image(tmp_path / "in" / "a.png", (24, 20))
+    make_image(tmp_path / "gt" / "a.png", (20, 24))
+    make_image(tmp_path / "gt" / "b.png", (24, 20))
+    cases = [
+        (["--input", tmp_path / "in"], ["--output"]),
+        (["--input", tmp_path / "in", "--output", tmp_path / "o", "--dataroot", tmp_path],
+         ["--dataroot", "not both"]),
+        ([], ["--dataroot", "--input"]),
+        (["--input", tmp_path / "in", "--output", tmp_path / "in"], ["--output", "--input"]),
+        # checked before any checkpoint is read (there is none here)
+        (["--input", tmp_path / "in", "--output", tmp_path / "o", "--gt", tmp_path / "gt"],
+         ["a.png is 24x20", "20x24"]),
+        (["--input", tmp_path / "nowhere", "--output", tmp_path / "o"], ["nowhere"]),
+    ]
+    for args, needles in cases:
+        assert _test_py_main("--checkpoints_dir", tmp_path / "none", "--gpu_ids", "-1",
+                             *args) == 2, args
+        out = capsys.readouterr()
+        errors = [line for line in out.out.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in out.out + out.err, out
+        assert all(n in errors[0] for n in needles), errors[0]
+    assert not (tmp_path / "o").exists()
