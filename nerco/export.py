@@ -36,8 +36,9 @@ from nerco.model import ENHANCER_NAMES, enhance
 
 logger = logging.getLogger("nerco.export")
 
-#: Opset of the ONNX graph: the opset torch's ONNX operator library targets, so nothing is
-#: converted; onnxruntime ≥ 1.14, TensorRT ≥ 8.6 and OpenVINO read it.
+#: Opset of the ONNX graph: the opset torch's ONNX operator library targets, so no version
+#: conversion runs (lower ones fail: onnx has no adapter down for Pad). Checked here with
+#: onnxruntime; newer opsets can be asked for with --opset.
 ONNX_OPSET = 18
 #: Extension each format must be written with.
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -189,18 +190,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m nerco.export",
         description="Export the NeRCo enhancer (Pre + H + G_A) with dynamic batch, height "
-                    "and width: input (N, 3, H, W) in [-1, 1], H, W >= 8; output the same.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and width: input (N, 3, H, W) in [-1, 1], H, W >= 8; output the same.")
     parser.add_argument("--checkpoint_dir", required=True,
                         help="folder with <epoch>_net_{Pre,H,G_A}.pth, e.g. saves/LOL")
-    parser.add_argument("--epoch", default="latest", help="checkpoint label to export")
+    parser.add_argument("--epoch", default="latest",
+                        help="checkpoint label to export [default: latest]")
     parser.add_argument("--output", required=True,
                         help="file to write: .onnx for --format onnx, .pt for torchscript")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="onnx")
+    parser.add_argument("--format", choices=sorted(FORMATS), default="onnx",
+                        help="onnx (torch.export-based exporter) or torchscript "
+                             "(torch.jit.trace) [default: onnx]")
     parser.add_argument("--opset", type=int, default=ONNX_OPSET,
-                        help=f"ONNX opset ({ONNX_OPSET} or newer)")
+                        help=f"ONNX opset, {ONNX_OPSET} or newer [default: {ONNX_OPSET}]")
     parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                        help="largest accepted max |exported - PyTorch| in the check")
+                        help="largest accepted max |exported - PyTorch| of the check "
+                             f"[default: {DEFAULT_ATOL:g}]")
     parser.add_argument("--no_check", action="store_true",
                         help="skip running the exported model against PyTorch")
     parser.add_argument("--test_image", help="also enhance this image with the exported model")
