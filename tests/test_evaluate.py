@@ -268,19 +268,46 @@ def _fake_alexnet(path):
     import torchvision
 
     torch.manual_seed(0)
-    features = torchvision.models.alexnet(weights=None).features.state_dict()
-    torch.save({f"features.{k}": v for k, v in features.items()}, path)
-    return path
+    features = torchvision.models.alexnet(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path, features
+
+
+def _lpips_direct(features, a, b):
+    """LPIPS v0.1 by its definition: Σ_l mean_hw Σ_c w_lc (f̂_a − f̂_b)², f̂ = f / ‖f‖_c at
+    AlexNet's five ReLUs, inputs in [-1, 1] standardised by the package's shift and scale."""
+    import os
+
+    import lpips
+
+    heads = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1",
+                                    "alex.pth"), map_location="cpu", weights_only=True)
+    shift = torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None]
+    scale = torch.tensor([0.458, 0.448, 0.450])[None, :, None, None]
+
+    def relus(x):
+        x = (torch.from_numpy(x).float().permute(2, 0, 1)[None] / 127.5 - 1 - shift) / scale
+        out = []
+        for index, layer in enumerate(features[:12]):  # up to the fifth ReLU
+            x = layer(x)
+            if index in (1, 4, 7, 9, 11):
+                out.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    with torch.no_grad():
+        return sum(float((heads[f"lin{i}.model.1.weight"] * (fa - fb) ** 2).sum(1).mean())
+                   for i, (fa, fb) in enumerate(zip(relus(a), relus(b))))
 
 
 def test_lpips_loads_local_backbone_only(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(UserError, match="--lpips_weights.*" + str(tmp_path / "hub")):
         metrics.load_lpips(None)
-    score = metrics.load_lpips(_fake_alexnet(tmp_path / "alex.pth"))
-    a, b = _rand((32, 40, 3), 13), _rand((32, 40, 3), 14)
+    path, features = _fake_alexnet(tmp_path / "alex.pth")
+    score = metrics.load_lpips(path)
+    a, b = _rand((48, 56, 3), 13), _rand((48, 56, 3), 14)
     assert score(a, a) == pytest.approx(0.0, abs=1e-7)
-    assert score(a, b) > 0
+    assert score(a, b) == pytest.approx(_lpips_direct(features.eval(), a, b), rel=1e-5)
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="junk.pth"):
         metrics.load_lpips(tmp_path / "junk.pth")
