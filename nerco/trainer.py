@@ -130,8 +130,14 @@ class Trainer:
                                  pin_memory=device.type == "cuda",
                                  worker_init_fn=_ignore_sigint,
                                  generator=torch.Generator().manual_seed(self.seed))
-        clip_term = CLIPTerm(build_clip(opt.clip_weights, device),
-                             normalize_input=opt.objective == "paper")  # spec §8.5
+        if opt.clip_weights == "random":
+            logger.warning("--clip_weights random: CLIP is randomly initialised, so the "
+                           "text-driven terms D_A_CLIP/D_B_CLIP carry no meaning (smoke tests, "
+                           "demos)")
+            clip = build_clip(device=device, random_init=True)
+        else:
+            clip = build_clip(opt.clip_weights, device)
+        clip_term = CLIPTerm(clip, normalize_input=opt.objective == "paper")  # spec §8.5
         self.model = NeRCoModel(architecture_from(opt), clip_term, objective=opt.objective,
                                 weights=loss_weights_from(opt), gan_mode=opt.gan_mode,
                                 pool_size=opt.pool_size, lr=opt.lr, beta1=opt.beta1,

@@ -78,7 +78,8 @@ class TrainOptions(BaseOptions):
                             help="official = released code (spec §8 quirks); paper = fixed")
         parser.add_argument("--clip_weights", default=None,
                             help="local CLIP RN50 weights (OpenAI RN50.pt or open_clip "
-                                 "checkpoint); default: open_clip's cache or download")
+                                 "checkpoint); default: open_clip's cache or download; "
+                                 "'random': untrained CLIP, for smoke tests only")
         parser.add_argument("--lambda_A", type=float, default=_W.lambda_A,
                             help="cycle A→B→A weight: λ_A·‖G_B(G_A(A)) − A‖₁")
         parser.add_argument("--lambda_B", type=float, default=_W.lambda_B,

@@ -1,0 +1,213 @@
+"""train.py as a long run: exact resume, Ctrl-C / SIGTERM, torchrun, --amp, bad data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ALL_NETS, ROOT, make_image
+
+import train
+from nerco.loss_log import read_jsonl
+from nerco.model import NeRCoModel
+
+# 2 low-light images → 2 iterations per epoch; 3 epochs (1 + 2 of decay) → 6 iterations.
+# A pool of 2 makes the pools fill up and start swapping within the run.
+RUN = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--num_threads", "0",
+       "--display_id", "0", "--clip_weights", "random", "--load_size", "36",
+       "--crop_size", "32", "--n_epochs", "1", "--n_epochs_decay", "2", "--print_freq", "1",
+       "--pool_size", "2", "--seed", "7"]
+
+
+def _args(root: Path, saves: Path, name: str, *extra) -> list[str]:
+    return ["--dataroot", str(root), "--checkpoints_dir", str(saves), "--name", name,
+            *RUN, *map(str, extra)]
+
+
+def _weights(run_dir: Path, label="latest") -> dict[str, dict[str, torch.Tensor]]:
+    return {name: torch.load(run_dir / f"{label}_net_{name}.pth", weights_only=True)
+            for name in ALL_NETS}
+
+
+def _interrupt_after(monkeypatch, calls: int, signum=signal.SIGINT) -> None:
+    """Deliver ``signum`` to this process during the ``calls``-th training iteration."""
+    original = NeRCoModel.optimize_parameters
+    count = {"n": 0}
+
+    def optimize(self, real_A, real_B):
+        count["n"] += 1
+        if count["n"] == calls:
+            os.kill(os.getpid(), signum)
+        return original(self, real_A, real_B)
+
+    monkeypatch.setattr(NeRCoModel, "optimize_parameters", optimize)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """An uninterrupted seeded run: its weights and loss log."""
+    root = tmp_path_factory.mktemp("data")
+    for i in range(2):
+        make_image(root / "trainA" / f"low{i}.png", (36, 36), seed=i, dark=True)
+    for i in range(2):
+        make_image(root / "trainB" / f"normal{i}.png", (40, 36), seed=10 + i)
+    saves = tmp_path_factory.mktemp("saves")
+    assert train.main(_args(root, saves, "full")) == 0
+    return root, saves / "full"
+
+
+@pytest.mark.parametrize("stop_at", [2, 3])  # the last iteration of epoch 1; mid epoch 2
+def test_resume_after_ctrl_c_matches_uninterrupted_run(reference_run, tmp_path, monkeypatch,
+                                                       capsys, stop_at):
+    root, full = reference_run
+    _interrupt_after(monkeypatch, stop_at)
+    assert train.main(_args(root, tmp_path, "cut")) == 128 + signal.SIGINT
+    run_dir = tmp_path / "cut"
+    assert "resume with the same command plus --continue_train" in capsys.readouterr().out
+    assert (run_dir / "latest_train_state.pth").is_file()
+    assert len(read_jsonl(run_dir / "loss_log.jsonl")) == stop_at
+    monkeypatch.undo()
+
+    assert train.main(_args(root, tmp_path, "cut", "--continue_train")) == 0
+    # Counters, schedule and losses continue as if the run had not stopped.
+    expected, got = read_jsonl(full / "loss_log.jsonl"), read_jsonl(run_dir / "loss_log.jsonl")
+    key = ("epoch", "epoch_iter", "total_iters", "lr")
+    assert [[r[k] for k in key] for r in got] == [[r[k] for k in key] for r in expected]
+    assert [r["losses"] for r in got] == [r["losses"] for r in expected]
+    reference, resumed = _weights(full), _weights(run_dir)
+    for name in ALL_NETS:
+        for key_, value in reference[name].items():
+            assert torch.equal(value, resumed[name][key_]), (name, key_)
+
+
+def test_weights_only_checkpoint_resumes_with_a_notice(reference_run, tmp_path, capsys):
+    root, full = reference_run
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    for name in ALL_NETS:  # like the authors' release: weights, no training state
+        shutil.copy(full / f"latest_net_{name}.pth", run_dir / f"latest_net_{name}.pth")
+    args = _args(root, tmp_path, "old", "--continue_train", "--epoch_count", "3")
+    assert train.main(args) == 0
+    out = capsys.readouterr().out
+    assert "weights only" in out and "start fresh" in out
+    records = read_jsonl(run_dir / "loss_log.jsonl")
+    assert [r["epoch"] for r in records] == [3, 3]  # only the last epoch, as asked
+    assert records[0]["lr"] == 0.0  # lr factor of epoch 3 of 1 + 2 (release timing)
+
+
+def test_numbered_states_are_pruned(reference_run, tmp_path):
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "p", "--save_epoch_freq", "1")) == 0
+    states = sorted(p.name for p in (tmp_path / "p").glob("*_train_state.pth"))
+    assert states == ["3_train_state.pth", "latest_train_state.pth"]
+    for epoch in (1, 2, 3):
+        assert (tmp_path / "p" / f"{epoch}_net_G_A.pth").is_file()
+
+
+def _long_run(root: Path, saves: Path, name: str, *extra) -> subprocess.Popen:
+    args = _args(root, saves, name, "--n_epochs", "50", *extra)
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_iterations(log: Path, proc: subprocess.Popen, count: int) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and len(log.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"training did not reach {count} iterations: {proc.communicate()[0][-2000:]}")
+
+
+def test_sigterm_saves_latest_and_exits(reference_run, tmp_path):
+    root, _ = reference_run
+    proc = _long_run(root, tmp_path, "term", "--num_threads", "2")
+    _wait_for_iterations(tmp_path / "term" / "loss_log.jsonl", proc, 2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "Traceback" not in out, out
+    assert "SIGTERM received" in out
+    state = torch.load(tmp_path / "term" / "latest_train_state.pth", weights_only=True)
+    records = read_jsonl(tmp_path / "term" / "loss_log.jsonl")
+    assert state["total_iters"] == records[-1]["total_iters"]
+    for name in ALL_NETS:
+        assert (tmp_path / "term" / f"latest_net_{name}.pth").is_file()
+
+
+def test_amp_bf16_trains_on_cpu(reference_run, tmp_path):
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "bf16", "--amp", "bf16", "--n_epochs_decay",
+                            "0")) == 0
+    records = read_jsonl(tmp_path / "bf16" / "loss_log.jsonl")
+    assert len(records) == 2
+    assert all(torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in records)
+    weights = _weights(tmp_path / "bf16")["G_A"]
+    assert all(v.dtype == torch.float32 for v in weights.values())  # master weights stay fp32
+
+
+def test_amp_fp16_on_cpu_is_refused(reference_run, tmp_path, capsys):
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "fp16", "--amp", "fp16")) == 2
+    out = capsys.readouterr().out
+    assert "error: --amp fp16 needs a CUDA GPU" in out and "Traceback" not in out
+
+
+def test_torchrun_two_processes_on_cpu(reference_run, tmp_path):
+    root, _ = reference_run
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(ROOT / "train.py"), *_args(root, tmp_path, "ddp", "--n_epochs_decay", "1")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_dir = tmp_path / "ddp"
+    # One log, written by rank 0: 2 images over 2 processes → 1 step of 2 samples per epoch.
+    records = read_jsonl(run_dir / "loss_log.jsonl")
+    assert [r["total_iters"] for r in records] == [2, 4]
+    assert len([line for line in (run_dir / "loss_log.txt").read_text().splitlines()
+                if line.startswith("================")]) == 1
+    assert "2 processes" in (run_dir / "train.log").read_text()
+    for name in ALL_NETS:
+        state = torch.load(run_dir / f"latest_net_{name}.pth", weights_only=True)
+        assert not any(k.startswith("module.") for k in state)
+
+
+def test_corrupt_images_are_skipped_with_a_warning(tmp_path):
+    root = tmp_path / "data"
+    for i in range(3):
+        make_image(root / "trainA" / f"low{i}.png", (36, 36), seed=i, dark=True)
+    make_image(root / "trainB" / "normal0.png", (36, 36), seed=10)
+    (root / "trainA" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "trainB" / "empty.jpg").write_bytes(b"")
+    args = _args(root, tmp_path, "skip", "--n_epochs_decay", "0", "--serial_batches")
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "skipping unreadable image" in out and "broken.png" in out and "empty.jpg" in out
+    assert "Traceback" not in out
+    assert len(read_jsonl(tmp_path / "skip" / "loss_log.jsonl")) == 4  # max(|A|, |B|)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_folder_of_unreadable_images_stops_in_one_line(tmp_path, workers):
+    root = tmp_path / "data"
+    make_image(root / "trainA" / "low0.png", (36, 36), dark=True)
+    for i in range(2):
+        (root / "trainB" / f"bad{i}.png").parent.mkdir(parents=True, exist_ok=True)
+        (root / "trainB" / f"bad{i}.png").write_bytes(b"garbage")
+    args = _args(root, tmp_path, "bad", "--num_threads", workers)
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out, out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no image in" in errors[0] and "trainB" in errors[0], out
