@@ -20,7 +20,8 @@ class BaseOptions:
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         # basic
-        parser.add_argument("--dataroot", required=True,
+        # Training needs it; testing takes --dataroot or --input (checked in TestOptions).
+        parser.add_argument("--dataroot", required=self.is_train,
                             help="dataset folder with trainA/trainB (training) or testA (testing)")
         parser.add_argument("--name", default="experiment_name",
                             help="experiment name: checkpoints go to <checkpoints_dir>/<name>")

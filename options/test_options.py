@@ -32,10 +32,6 @@ class TestOptions(BaseOptions):
                             help="ground-truth folder (same file stems as the inputs): score "
                                  "PSNR/SSIM after enhancing, write scores.json and index.html "
                                  "with input | NeRCo | ground truth and the scores")
-        # With --input, --dataroot is not needed: it stays required only in parse() below.
-        for action in parser._actions:  # argparse has no public way to relax `required`
-            if action.dest == "dataroot":
-                action.required = False
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.
         parser.set_defaults(preprocess="none", num_threads=0)
         return parser
