@@ -47,7 +47,7 @@ class Context:
         """Average a dict of floats over all processes (identity in a single process)."""
         if not self.distributed or not values:
             return values
-        names = sorted(values)
+        names = list(values)  # the same order on every process (built by the same code)
         tensor = torch.tensor([values[n] for n in names], dtype=torch.float64,
                               device=self.device)
         dist.all_reduce(tensor)
