@@ -211,3 +211,29 @@ def test_folder_of_unreadable_images_stops_in_one_line(tmp_path, workers):
     assert "Traceback" not in out, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no image in" in errors[0] and "trainB" in errors[0], out
+
+
+def test_fp16_loss_scaling_path_and_its_state(random_clip):
+    """The GradScaler path of --amp fp16 (CUDA in practice; CPU autocast runs the same code)."""
+    from nerco.clip_term import CLIPTerm
+    from nerco.model import Architecture
+
+    torch.manual_seed(0)
+    model = NeRCoModel(Architecture(ngf=4, ndf=4), CLIPTerm(random_clip), pool_size=2,
+                       amp="fp16")
+    before = {k: v.clone() for k, v in model.generators["G_A"].state_dict().items()}
+    real_A, real_B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    # The default initial scale (2^16) overflows float16 gradients at first, and the scaler
+    # then skips steps while it lowers the scale; start low so that this step is applied.
+    model.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    losses = model.optimize_parameters(real_A, real_B)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert model.scaler is not None and model.scaler.is_enabled()
+    state = model.training_state()
+    assert state["scaler"]["scale"] > 0
+    changed = [k for k, v in model.generators["G_A"].state_dict().items()
+               if not torch.equal(v, before[k])]
+    assert changed  # the scaled gradients were unscaled and applied
+    other = NeRCoModel(Architecture(ngf=4, ndf=4), CLIPTerm(random_clip), amp="fp16")
+    other.load_training_state(state, torch.device("cpu"))
+    assert other.scaler.state_dict()["scale"] == state["scaler"]["scale"]
