@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from data.image_folder import load_rgb, require_images
-from nerco import metrics
+from nerco import metrics, niqe
 from nerco.errors import UserError
 from nerco.runtime import select_device, setup_logging
 
@@ -167,7 +167,7 @@ class Scorer:
         if protocol.lpips:
             self.lpips = metrics.load_lpips(lpips_weights, device)
         if protocol.niqe:
-            self.niqe_params = metrics.load_niqe_params(niqe_params)
+            self.niqe_params = niqe.load_niqe_params(niqe_params)
 
     def score(self, pair: Pair) -> dict:
         """``{"name", "psnr", "ssim", ["lpips"], ["niqe"], ["gt_mean_scale"], "pred", "gt"}``."""
@@ -184,8 +184,8 @@ class Scorer:
                 entry["lpips"] = self.lpips(aligned, gt)
             if self.niqe_params:
                 grey = np.floor(metrics.to_y(pred) + 0.5) if p.y_channel else \
-                    metrics.matlab_rgb2gray(pred)
-                entry["niqe"] = metrics.niqe(grey, *self.niqe_params)
+                    niqe.matlab_rgb2gray(pred)
+                entry["niqe"] = niqe.niqe(grey, *self.niqe_params)
         except ValueError as err:
             raise UserError(f"{pair.pred}: {err}") from None
         if scale is not None:

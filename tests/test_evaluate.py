@@ -12,7 +12,7 @@ from PIL import Image
 from scipy import optimize
 from scipy.special import gamma
 
-from nerco import metrics
+from nerco import metrics, niqe
 from nerco.errors import UserError
 from nerco.evaluate import Pair, Protocol, Scorer, main, pair_folders
 
@@ -113,7 +113,7 @@ def _r(alpha):
 
 def test_aggd_fit_solves_the_moment_equation():
     x = np.random.RandomState(7).standard_t(5, size=5000) + 0.2
-    alpha, bl, br = metrics.fit_aggd(x)
+    alpha, bl, br = niqe.fit_aggd(x)
     left, right = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
     g = left / right
     target = np.mean(np.abs(x)) ** 2 / np.mean(x**2) * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
@@ -130,10 +130,10 @@ def test_aggd_fit_recovers_known_parameters():
     magnitude = rng.gamma(1 / alpha, size=n) ** (1 / alpha)
     left = rng.rand(n) < bl / (bl + br)
     x = np.where(left, -bl * magnitude, br * magnitude)
-    fit = metrics.fit_aggd(x)
+    fit = niqe.fit_aggd(x)
     assert fit[0] == pytest.approx(alpha, rel=0.03)
     assert fit[1] == pytest.approx(bl, rel=0.02) and fit[2] == pytest.approx(br, rel=0.02)
-    assert metrics.fit_aggd(np.abs(x))[0] == pytest.approx(0.2)  # one-sided: MATLAB's α
+    assert niqe.fit_aggd(np.abs(x))[0] == pytest.approx(0.2)  # one-sided: MATLAB's α
 
 
 def test_mscn_matches_direct_window_with_replicated_border():
@@ -142,7 +142,7 @@ def test_mscn_matches_direct_window_with_replicated_border():
     w = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * (7 / 6) ** 2))
     w /= w.sum()
     padded = np.pad(image, 3, mode="edge")
-    got = metrics.mscn(image)
+    got = niqe.mscn(image)
     for i, j in [(0, 0), (0, 13), (5, 6), (11, 2)]:
         patch = padded[i:i + 7, j:j + 7]
         mu = (w * patch).sum()
@@ -170,9 +170,9 @@ def _matlab_resize_brute(n, scale):
 
 def test_resize_matrix_is_matlab_bicubic_antialiased():
     for n in (10, 96):
-        np.testing.assert_allclose(metrics.resize_matrix(n, 0.5), _matlab_resize_brute(n, 0.5),
+        np.testing.assert_allclose(niqe.resize_matrix(n, 0.5), _matlab_resize_brute(n, 0.5),
                                    atol=1e-12)
-    ramp = metrics.resize_matrix(96, 0.5) @ np.arange(96.0)
+    ramp = niqe.resize_matrix(96, 0.5) @ np.arange(96.0)
     # symmetric taps reproduce a linear ramp away from the borders: out[j] = ramp(2j + 0.5)
     np.testing.assert_allclose(ramp[4:-4], 2 * np.arange(4, 44) + 0.5, atol=1e-12)
 
@@ -181,19 +181,19 @@ def test_matlab_rgb2gray_rounds():
     rgb = np.array([[[10, 20, 30], [255, 255, 255], [1, 2, 0]]], np.uint8)
     expected = [round(0.298936021293775 * r + 0.587043074451121 * g + 0.114020904255103 * b)
                 for r, g, b in rgb[0].astype(float)]
-    assert metrics.matlab_rgb2gray(rgb)[0].tolist() == expected
+    assert niqe.matlab_rgb2gray(rgb)[0].tolist() == expected
 
 
 def test_patch_features_layout():
     patch = np.random.RandomState(15).randn(24, 24) + 0.1
-    alpha, bl, br = metrics.fit_aggd(patch)
+    alpha, bl, br = niqe.fit_aggd(patch)
     expected = [alpha, (bl + br) / 2]
     for shift in [(0, 1), (1, 0), (1, 1), (-1, 1)]:  # MATLAB circshift offsets
         shifted = np.roll(np.roll(patch, shift[0], axis=0), shift[1], axis=1)
-        alpha, bl, br = metrics.fit_aggd(patch * shifted)
+        alpha, bl, br = niqe.fit_aggd(patch * shifted)
         # AGGD mean η = (β_r − β_l) Γ(2/α) / Γ(1/α)
         expected += [alpha, (br - bl) * gamma(2 / alpha) / gamma(1 / alpha), bl, br]
-    np.testing.assert_allclose(metrics.patch_features(patch), expected, rtol=1e-12)
+    np.testing.assert_allclose(niqe.patch_features(patch), expected, rtol=1e-12)
 
 
 def _texture(shape, seed):
@@ -213,29 +213,29 @@ def _swap_hv(features):
 
 def test_niqe_features_and_invariants():
     image = _texture((192, 288), 10)
-    feats = metrics.niqe_features(image)
+    feats = niqe.niqe_features(image)
     assert feats.shape == (6, 36) and np.isfinite(feats).all()
     # scale-2 features are those of MATLAB's half-size image cut into 48×48 patches
-    half = metrics.resize_matrix(192, 0.5) @ image @ metrics.resize_matrix(288, 0.5).T
-    first = metrics.patch_features(metrics.mscn(half)[:48, :48])
+    half = niqe.resize_matrix(192, 0.5) @ image @ niqe.resize_matrix(288, 0.5).T
+    first = niqe.patch_features(niqe.mscn(half)[:48, :48])
     np.testing.assert_allclose(feats[0, 18:], first)
     # row order is irrelevant; the transpose swaps the horizontal and vertical features
-    np.testing.assert_allclose(np.sort(_swap_hv(metrics.niqe_features(image.T)), 0),
+    np.testing.assert_allclose(np.sort(_swap_hv(niqe.niqe_features(image.T)), 0),
                                np.sort(feats, 0), rtol=1e-9, atol=1e-12)
     # MSCN removes the local mean: adding a constant changes nothing
-    np.testing.assert_allclose(metrics.niqe_features(image + 37.0), feats, atol=1e-9)
+    np.testing.assert_allclose(niqe.niqe_features(image + 37.0), feats, atol=1e-9)
 
     rng = np.random.RandomState(11)
     a = rng.randn(36, 36)
     cov = a @ a.T / 36 + np.eye(36)
-    assert metrics.niqe(image, feats.mean(0), cov) == pytest.approx(0.0, abs=1e-9)
+    assert niqe.niqe(image, feats.mean(0), cov) == pytest.approx(0.0, abs=1e-9)
     mu = feats.mean(0) + rng.randn(36) * 0.1
     d = mu - feats.mean(0)
     expected = math.sqrt(d @ np.linalg.pinv((cov + np.cov(feats, rowvar=False)) / 2) @ d)
-    assert metrics.niqe(image, mu, cov) == pytest.approx(expected, rel=1e-9)
-    assert metrics.niqe(image.T, _swap_hv(mu[None])[0], cov) != pytest.approx(expected)
+    assert niqe.niqe(image, mu, cov) == pytest.approx(expected, rel=1e-9)
+    assert niqe.niqe(image.T, _swap_hv(mu[None])[0], cov) != pytest.approx(expected)
     with pytest.raises(ValueError, match="96x192"):
-        metrics.niqe(image[:96, :150], mu, cov)
+        niqe.niqe(image[:96, :150], mu, cov)
 
 
 def _niqe_params(tmp_path, suffix):
@@ -255,12 +255,12 @@ def _niqe_params(tmp_path, suffix):
 @pytest.mark.parametrize("suffix", [".mat", ".npz"])
 def test_niqe_params_files(tmp_path, suffix):
     path, mu, cov = _niqe_params(tmp_path, suffix)
-    got_mu, got_cov = metrics.load_niqe_params(path)
+    got_mu, got_cov = niqe.load_niqe_params(path)
     np.testing.assert_allclose(got_mu, mu) and np.testing.assert_allclose(got_cov, cov)
     bad = tmp_path / "bad.npz"
     np.savez(bad, mu_prisparam=mu[:5])
     with pytest.raises(UserError, match="36"):
-        metrics.load_niqe_params(bad)
+        niqe.load_niqe_params(bad)
 
 
 # ------------------------------------------------------------------ LPIPS
@@ -386,7 +386,7 @@ def test_cli_niqe_with_params_file(tmp_path, capsys):
     assert main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--niqe_params",
                  str(path), "--out", str(out)]) == 0
     entry = json.loads(out.read_text())["per_image"][0]
-    assert entry["niqe"] == pytest.approx(metrics.niqe(255.0 - gt, mu, cov))
+    assert entry["niqe"] == pytest.approx(niqe.niqe(255.0 - gt, mu, cov))
 
 
 @pytest.mark.parametrize("extra, needles", [
