@@ -147,7 +147,8 @@ def run(opt) -> str:
     pairs = match_gt(jobs, opt.gt) if opt.gt else None
     if opt.preprocess != "none":
         logger.info("test.py enhances whole images: --preprocess %s is ignored", opt.preprocess)
-    enhancer = load_enhancer(os.path.join(opt.checkpoints_dir, opt.name), opt.epoch, device)
+    enhancer = load_enhancer(os.path.join(opt.checkpoints_dir, opt.name), opt.epoch, device,
+                             amp=None if opt.amp == "none" else opt.amp)
     dataset = SingleImageDataset([job.path for job in jobs])
     for index, job in enumerate(tqdm(jobs, desc="enhancing", unit="image")):
         x = dataset[index]["A"].unsqueeze(0).to(device)

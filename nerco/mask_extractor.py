@@ -11,7 +11,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nerco.generator import NormLayer, ResnetBlock, get_norm_layer, stem, uses_bias
+from nerco.generator import (
+    NormLayer,
+    ResnetBlock,
+    fast_inference,
+    get_norm_layer,
+    run_inference,
+    stem,
+    uses_bias,
+)
+
+#: Pixels per band when the inference path computes the spatial attention's statistics.
+BAND_PIXELS = 65536
 
 
 class MaskExtractor(nn.Module):
@@ -50,16 +61,42 @@ class MaskExtractor(nn.Module):
         self.conv_ca = nn.Conv2d(2 * ngf, ngf, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feat = self.model(x)  # F: (N, ngf, H + 6, W + 6)
+        fast = fast_inference(x)
+        feat = run_inference(self.model, x) if fast else self.model(x)  # (N, ngf, H+6, W+6)
+        residual = torch.tanh(self.output(feat))
+        return residual, self._mask(feat, fast)
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """Only the mask, (N, 1, H, W) in (0, 1): what inference needs (spec §5). Same
+        values as ``forward(x)[1]`` without the 7×7 output convolution."""
+        fast = fast_inference(x)
+        return self._mask(run_inference(self.model, x) if fast else self.model(x), fast)
+
+    def _mask(self, feat: torch.Tensor, fast: bool) -> torch.Tensor:
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
         pooled = torch.cat(
             [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
         weights = self.conv_ca(self.fc2(torch.relu(self.fc1(pooled))))
-        attended = weights * feat
-        # Spatial attention: [channel mean, channel max] -> 7x7 (no padding) -> sigmoid.
-        spatial = torch.cat(
-            [attended.mean(dim=1, keepdim=True), attended.amax(dim=1, keepdim=True)], 1
-        )
-        mask = torch.sigmoid(self.conv1(spatial))
-        residual = torch.tanh(self.output(feat))
-        return residual, mask
+        # Spatial attention: [channel mean, channel max] of F' = a · F -> 7x7 (no padding)
+        # -> sigmoid.
+        if fast:
+            spatial = self._spatial_stats_in_bands(feat, weights)
+        else:
+            attended = weights * feat
+            spatial = torch.cat(
+                [attended.mean(dim=1, keepdim=True), attended.amax(dim=1, keepdim=True)], 1
+            )
+        return torch.sigmoid(self.conv1(spatial))
+
+    @staticmethod
+    def _spatial_stats_in_bands(feat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """[channel mean, channel max] of ``weights · feat``, a band of rows at a time, so
+        the attended map F' never exists whole (inference path)."""
+        n, _, height, width = feat.shape
+        spatial = feat.new_empty(n, 2, height, width)
+        rows = max(1, BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            attended = feat[:, :, top : top + rows] * weights
+            torch.mean(attended, dim=1, keepdim=True, out=spatial[:, :1, top : top + rows])
+            torch.amax(attended, dim=1, keepdim=True, out=spatial[:, 1:, top : top + rows])
+        return spatial

@@ -95,9 +95,13 @@ def build_discriminators(arch: Architecture) -> nn.ModuleDict:
 
 def enhance(Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor,
             rows_per_chunk: int | None = None) -> torch.Tensor:
-    """§5: G_A([x, Pre(x)] · mask(x)); (N, 3, H, W) in [-1, 1], H and W divisible by 4."""
+    """§5: G_A([x, Pre(x)] · mask(x)); (N, 3, H, W) in [-1, 1], H and W divisible by 4.
+
+    Only H's mask is computed (``MaskExtractor.mask``: its Hm output is not needed), and each
+    network's full-resolution intermediates are freed before the next network runs.
+    """
+    mask = H.mask(x) if hasattr(H, "mask") else H(x)[1]
     pre = Pre(x) if rows_per_chunk is None else Pre(x, rows_per_chunk=rows_per_chunk)
-    _, mask = H(x)
     return G_A(torch.cat((x, pre), 1) * mask)
 
 

@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerco.generator import NormLayer, get_norm_layer, resnet_trunk
+from nerco.generator import (
+    NormLayer,
+    fast_inference,
+    get_norm_layer,
+    resnet_trunk,
+    run_inference,
+)
 
 #: Frequencies of the released positional encoding (2 + 2·2·L coordinate values).
 POSENC_FREQUENCIES = 8
@@ -26,6 +32,14 @@ COORD_INPUTS = 2 + 4 * POSENC_FREQUENCIES
 #: Cell-size inputs of the MLP; their value is always 2 in the released code.
 CELL_INPUTS = 2
 CELL_VALUE = 2.0
+#: Pixels per band of the inference path's head: two (pixels, 256) float32 intermediates
+#: of 8 MiB each, which stay in the CPU's last-level cache between the layers.
+BAND_PIXELS = 8192
+
+
+def band_rows(width: int, pixels: int = BAND_PIXELS) -> int:
+    """Rows per band of the NRN head for images ``width`` pixels wide (at least 1)."""
+    return max(1, pixels // max(width, 1))
 
 
 class MLP(nn.Module):
@@ -82,10 +96,13 @@ class NRNHead(nn.Module):
 
         ``rows_per_chunk`` evaluates the head on horizontal bands of that many rows so the
         256-channel intermediates of the whole image never exist at once; the result is the
-        same as the direct path.
+        same as the direct path. On the inference path (autograd off) the head always runs
+        in bands, of :func:`band_rows` rows unless ``rows_per_chunk`` says otherwise.
         """
         if rows_per_chunk is not None and rows_per_chunk < 1:
             raise ValueError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk}")
+        if fast_inference(feat):
+            return self._forward_in_bands(feat, rows_per_chunk or band_rows(feat.shape[-1]))
         kernel, bias = self.first_layer_as_conv()
         height = feat.shape[-2]
         if rows_per_chunk is None or rows_per_chunk >= height:
@@ -96,6 +113,33 @@ class NRNHead(nn.Module):
             for top in range(0, height, rows_per_chunk)
         ]
         return torch.cat(bands, dim=2)
+
+    def _forward_in_bands(self, feat: torch.Tensor, rows: int) -> torch.Tensor:
+        """Inference path: per image and band of ``rows`` rows, the 3×3 layer on the band
+        and its one-row halo (zero rows at the image border), then the 1×1 layers as
+        matrix products on (pixels, 256) rows of the channels-last band, in place where
+        possible. Only one band's 256-channel intermediates exist at a time."""
+        kernel, bias = self.first_layer_as_conv()
+        feat = feat.contiguous(memory_format=torch.channels_last)
+        n, _, height, width = feat.shape
+        layers = list(self.imnet.layers)[1:]
+        out_channels = layers[-1].out_features
+        # A channels-last result: the bands are rows of an (N, H, W, 3) array.
+        out = feat.new_empty(n, height, width, out_channels)
+        for i in range(n):
+            for top in range(0, height, rows):
+                bottom = min(top + rows, height)
+                lo, hi = max(top - 1, 0), min(bottom + 1, height)
+                band = feat[i : i + 1, :, lo:hi]
+                if lo != top - 1 or hi != bottom + 1:  # zero rows beyond the image
+                    band = F.pad(band, (0, 0, lo - top + 1, bottom + 1 - hi))
+                hidden = F.conv2d(band, kernel, bias, padding=(0, 1))
+                hidden = hidden.contiguous(memory_format=torch.channels_last)
+                hidden = hidden.permute(0, 2, 3, 1).reshape(-1, hidden.shape[1])
+                for layer in layers:  # Linear, ReLU, ..., Linear
+                    hidden = hidden.relu_() if isinstance(layer, nn.ReLU) else layer(hidden)
+                out[i, top:bottom] = hidden.view(bottom - top, width, out_channels)
+        return out.permute(0, 3, 1, 2).contiguous()
 
 
 class NRN(nn.Module):
@@ -122,4 +166,5 @@ class NRN(nn.Module):
         self.model = nn.Sequential(*resnet_trunk(input_nc, ngf, n_blocks, norm_layer, use_dropout))
 
     def forward(self, x: torch.Tensor, rows_per_chunk: int | None = None) -> torch.Tensor:
-        return self.mlp(self.model(x), rows_per_chunk=rows_per_chunk)
+        feat = run_inference(self.model, x) if fast_inference(x) else self.model(x)
+        return self.mlp(feat, rows_per_chunk=rows_per_chunk)
