@@ -35,7 +35,7 @@ CROP=64
 EPOCHS=5
 DECAY=3
 LR=0.0005
-SECONDS_PER_ITER=1.5   # measured: 1.1-1.7 s/it on 2 CPU cores shared with other jobs
+SECONDS_PER_ITER=2     # measured: 1.1-2.6 s/it on 2 CPU cores shared with other jobs
 TRAIN_ARGS=(--dataroot "$DATA" --name "$NAME" --checkpoints_dir "$SAVES"
   --ngf "$NGF" --ndf "$NGF" --load_size "$LOAD" --crop_size "$CROP"
   --n_epochs "$EPOCHS" --n_epochs_decay "$DECAY" --lr "$LR" --seed 0
@@ -52,7 +52,7 @@ cat <<EOF
 NeRCo demo: ${iters} training iterations (ngf ${NGF}, ${CROP}x${CROP} crops of ${LOAD}x${LOAD} images,
 lr ${LR}, ${EPOCHS} + ${DECAY} epochs, CLIP: ${CLIP}). Expected: about ${minutes} min of training
 on 2 CPU cores (${SECONDS_PER_ITER} s/iteration), far less on a GPU; under 1 min for the
-dataset, testing and scoring. Creating .venv adds the package download (about 8 min measured).
+dataset, testing and scoring. Creating .venv adds the package download (2-8 min measured).
 EOF
 
 if [ "${1:-}" = "--plan" ]; then
@@ -86,6 +86,8 @@ else
     exit 2
   fi
   rm -rf "${SAVES:?}/$NAME"
+  mkdir -p "$SAVES/$NAME"
+  echo "unfinished: $settings" > "$STAMP"   # an interrupted run is retrained next time
   start=$(date +%s)
   "$PY" train.py "${TRAIN_ARGS[@]}"
   echo "$settings" > "$STAMP"
