@@ -8,5 +8,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 export PIP_CONSTRAINT="$PWD/constraints.txt"
+# OpenMP threads that sleep instead of spinning while they wait: on a busy or shared machine
+# the default busy-waiting made the suite many times slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/python -m pytest -q "$@"
