@@ -114,6 +114,10 @@ def _full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return layer(x.float())
 
 
+#: FLOPs per input value below which a reflect-padded convolution skips the padded copy.
+CHEAP_CONV_FLOPS = 2048
+
+
 def _reflect_border(pad: nn.Module, conv: nn.Module, x: torch.Tensor) -> int:
     """``p`` when ``conv(pad(x))`` is a stride-1 (2p+1)×(2p+1) convolution after a reflect pad
     of ``p`` on every side that :func:`_reflect_padded_conv` can compute; else 0."""
@@ -123,7 +127,10 @@ def _reflect_border(pad: nn.Module, conv: nn.Module, x: torch.Tensor) -> int:
     fits = (tuple(pad.padding) == (p,) * 4 and conv.kernel_size == (2 * p + 1,) * 2
             and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding == (0, 0)
             and conv.in_channels > IMAGE_CHANNELS and min(x.shape[-2:]) >= 2 * p)
-    return p if fits else 0
+    # Worth it only where the copy is dear next to the convolution: little work per input
+    # value (the 64-channel full-size layers, not the 256-channel residual blocks).
+    cheap = 2 * conv.out_channels * conv.kernel_size[0] ** 2 <= CHEAP_CONV_FLOPS
+    return p if fits and cheap else 0
 
 
 def _reflect_padded_conv(conv: nn.Conv2d, x: torch.Tensor, p: int) -> torch.Tensor:

@@ -1,0 +1,346 @@
+"""Time NeRCo inference and training, with peak memory, FLOPs and efficiency.
+
+    python scripts/benchmark.py --threads 2 --out bench.json        # CPU, all cases
+    python scripts/benchmark.py --quick                             # two small cases
+    python scripts/benchmark.py --device cuda --cases infer-1920x1080,train-512
+
+Cases are ``infer-<W>x<H>`` (the Pre + H + G_A enhancer on one random image, spec §5) and
+``train-<S>`` (one ``NeRCoModel.optimize_parameters`` iteration on random S×S images with a
+randomly initialised CLIP, spec §2). Each case runs in a fresh Python process, twice: the
+time is the median of ``--reps`` runs after a warm-up run, the second process gives the
+noise, and the peak memory is the process's peak resident set (CPU) or
+``torch.cuda.max_memory_allocated`` (CUDA). The warm-up runs under
+``torch.utils.flop_counter.FlopCounterMode``, which counts the convolutions and matrix
+products actually executed. The machine's convolution throughput (3×3 convolutions as
+large as NeRCo's residual blocks, best of a few shapes) is measured in the same run before
+and after the cases; efficiency = achieved FLOP/s / that throughput for the same dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Default cases, as the issue lists them.
+DEFAULT_CASES = ("infer-600x400", "infer-256x256", "infer-1920x1080",
+                 "train-128", "train-256", "train-512")
+QUICK_CASES = ("infer-256x256", "train-128")
+#: The authors' code on the same kind of CPU (issue 4): seconds and peak GB, float32.
+AUTHORS = {"infer-600x400": (9.05, 2.96), "train-128": (6.0, 5.6), "train-256": (19.9, 11.1)}
+#: GFLOP of the issue's breakdown at 600×400 (one NRN pass counted as the 612-input MLP).
+ISSUE_GFLOP_600x400 = {"Pre trunk": 358, "NRN head": 138, "H": 115, "G_A": 367, "total": 979}
+AMP = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}
+
+
+# ----------------------------------------------------------------- child process
+def _setup(spec: dict):
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    device = torch.device(spec["device"])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return torch, device
+
+
+def _sync(torch, device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mb(torch, device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10), "peak_rss"
+
+
+def _time_runs(torch, device, step, reps: int) -> list[float]:
+    times = []
+    for _ in range(reps):
+        _sync(torch, device)
+        start = time.perf_counter()
+        step()
+        _sync(torch, device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _count_flops(step) -> tuple[float, dict[str, float]]:
+    """Run ``step`` once under FlopCounterMode: total FLOPs and FLOPs per module path."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    per_module = {name: float(sum(ops.values()))
+                  for name, ops in counter.get_flop_counts().items()}
+    return float(counter.get_total_flops()), per_module
+
+
+def _child_infer(spec: dict) -> dict:
+    torch, device = _setup(spec)
+    from nerco.enhancer import Enhancer
+    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+
+    nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
+    enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"], amp=AMP[spec["dtype"]])
+    enhancer.eval().requires_grad_(False).to(device)
+    width, height = spec["size"]
+    x = torch.rand(1, 3, height, width, device=device) * 2 - 1
+
+    def step():
+        with torch.inference_mode():
+            enhancer(x)
+
+    flops, per_module = _count_flops(step)  # also the warm-up
+    pre, head, g_a = (per_module.get(f"Enhancer.{name}", 0.0) for name in ("Pre", "Pre.mlp", "G_A"))
+    # H runs through H.mask (not a module call), so it is the rest.
+    parts = {"Pre trunk": pre - head, "NRN head": head, "H": flops - pre - g_a, "G_A": g_a}
+    times = _time_runs(torch, device, step, spec["reps"])
+    memory, memory_kind = _peak_memory_mb(torch, device)
+    return {"times": times, "flops": flops, "flops_by_part": parts,
+            "peak_memory_mb": memory, "memory_kind": memory_kind}
+
+
+def _child_train(spec: dict) -> dict:
+    torch, device = _setup(spec)
+    from nerco.clip_term import CLIPTerm, build_clip
+    from nerco.model import Architecture, NeRCoModel
+
+    clip = build_clip(device=device, random_init=True)
+    model = NeRCoModel(Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip),
+                       amp=AMP[spec["dtype"]]).to(device)
+    side = spec["size"][0]
+    real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
+    real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
+
+    def step():
+        model.optimize_parameters(real_A, real_B)
+
+    flops, _ = _count_flops(step)
+    times = _time_runs(torch, device, step, spec["reps"])
+    memory, memory_kind = _peak_memory_mb(torch, device)
+    return {"times": times, "flops": flops, "peak_memory_mb": memory,
+            "memory_kind": memory_kind}
+
+
+def _child_throughput(spec: dict) -> dict:
+    """GFLOP/s of large 3×3 convolutions (channels-last, as the inference path runs)."""
+    torch, device = _setup(spec)
+    import torch.nn.functional as F
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["dtype"]]
+    batch = 1 if device.type == "cpu" else 8
+    shapes = ((256, 100, 150), (128, 200, 300))  # NeRCo's residual blocks at 600×400 and 2×
+    shapes = shapes[: spec.get("shapes", len(shapes))]
+    results = []
+    for channels, height, width in shapes:
+        x = torch.randn(batch, channels, height + 2, width + 2, device=device, dtype=dtype)
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype) * 0.01
+        flops = 2 * batch * channels * channels * 9 * height * width
+
+        def step(x=x, w=w):
+            with torch.inference_mode():
+                F.conv2d(x, w)
+
+        _time_runs(torch, device, step, 2)  # warm-up
+        times = _time_runs(torch, device, step, spec["reps"])
+        results.append(flops / statistics.median(times) / 1e9)
+    return {"gflops": max(results), "per_shape_gflops": results}
+
+
+CHILDREN = {"infer": _child_infer, "train": _child_train, "throughput": _child_throughput}
+
+
+# ---------------------------------------------------------------- parent process
+def parse_case(name: str) -> tuple[str, tuple[int, int]]:
+    """``infer-600x400`` → ("infer", (600, 400)); ``train-128`` → ("train", (128, 128))."""
+    kind, _, size = name.partition("-")
+    try:
+        if kind == "infer":
+            width, height = (int(v) for v in size.split("x"))
+            return kind, (width, height)
+        if kind == "train":
+            return kind, (int(size), int(size))
+    except ValueError:
+        pass
+    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H> or train-<S>")
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]),
+               MKL_NUM_THREADS=str(spec["threads"]))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-1500:]
+        return {"error": f"exit status {proc.returncode}: {tail}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_case(name: str, device: str, dtype: str, args) -> dict:
+    kind, size = parse_case(name)
+    spec = {"kind": kind, "size": size, "device": device, "dtype": dtype,
+            "threads": args.threads, "ngf": args.ngf, "reps": args.reps}
+    runs = [run_child(spec, args.timeout) for _ in range(args.runs)]
+    errors = [r["error"] for r in runs if "error" in r]
+    row = {"case": name, "kind": kind, "size": list(size), "device": device, "dtype": dtype,
+           "threads": args.threads, "ngf": args.ngf}
+    if errors:
+        return row | {"error": errors[0]}
+    medians = [statistics.median(r["times"]) for r in runs]
+    seconds = statistics.median(medians)
+    gflop = runs[0]["flops"] / 1e9
+    row |= {"time_s": seconds, "time_s_per_run": medians, "times_s": [r["times"] for r in runs],
+            "noise": (max(medians) - min(medians)) / seconds if len(medians) > 1 else None,
+            "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
+            "memory_kind": runs[0]["memory_kind"],
+            "gflop": gflop, "gflop_per_s": gflop / seconds}
+    if "flops_by_part" in runs[0]:
+        row["gflop_by_part"] = {k: v / 1e9 for k, v in runs[0]["flops_by_part"].items()}
+    if device == "cpu" and dtype == "fp32" and name in AUTHORS and args.ngf == 64:
+        row["authors_time_s"], row["authors_peak_gb"] = AUTHORS[name]
+    return row
+
+
+def machine_throughput(device: str, dtypes: list[str], args) -> dict[str, float]:
+    out = {}
+    for dtype in dtypes:
+        spec = {"kind": "throughput", "size": [0, 0], "device": device, "dtype": dtype,
+                "threads": args.threads, "ngf": args.ngf, "reps": 2 if args.quick else 5,
+                "shapes": 1 if args.quick else 2}
+        result = run_child(spec, args.timeout)
+        out[dtype] = result.get("gflops", float("nan"))
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("case", "device", "dtype", "time s", "noise", "peak GB", "GFLOP", "GFLOP/s",
+            "eff.", "authors s / GB")
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append((r["case"], r["device"], r["dtype"], "error", "", "", "", "", "", ""))
+            continue
+        authors = (f"{r['authors_time_s']:.2f} / {r['authors_peak_gb']:.2f}"
+                   if "authors_time_s" in r else "")
+        noise = f"{100 * r['noise']:.0f}%" if r["noise"] is not None else ""
+        eff = f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""
+        lines.append((r["case"], r["device"], r["dtype"], f"{r['time_s']:.3f}", noise,
+                      f"{r['peak_memory_mb'] / 1024:.2f}", f"{r['gflop']:.1f}",
+                      f"{r['gflop_per_s']:.0f}", eff, authors))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=None,
+                        help=f"comma-separated cases (default: {','.join(DEFAULT_CASES)})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"only {','.join(QUICK_CASES)}, one run of one repetition each")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--dtypes", default=None,
+                        help="comma-separated among fp32,bf16,fp16 (default: fp32,bf16 on the "
+                             "CPU, fp32,bf16,fp16 on CUDA)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per case")
+    parser.add_argument("--ngf", type=int, default=64, help="network width (64 released)")
+    parser.add_argument("--reps", type=int, default=3, help="timed repetitions per process")
+    parser.add_argument("--runs", type=int, default=2,
+                        help="processes per case (the second one gives the noise)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child is not None:
+        spec = json.loads(args.child)
+        print(json.dumps(CHILDREN[spec["kind"]](spec)))
+        return 0
+    if args.quick:
+        args.runs, args.reps = 1, 1
+    cases = (args.cases.split(",") if args.cases else
+             list(QUICK_CASES if args.quick else DEFAULT_CASES))
+    for name in cases:
+        parse_case(name)
+    if args.dtypes:
+        dtypes = args.dtypes.split(",")
+    else:
+        dtypes = ["fp32", "bf16"] + (["fp16"] if args.device == "cuda" else [])
+    unknown = set(dtypes) - set(AMP)
+    if unknown:
+        raise SystemExit(f"benchmark: unknown dtypes {sorted(unknown)}; use fp32, bf16, fp16")
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("benchmark: --device cuda but CUDA is not available")
+    before = machine_throughput(args.device, dtypes, args)
+    rows = []
+    for name in cases:
+        for dtype in dtypes:
+            row = measure_case(name, args.device, dtype, args)
+            rows.append(row)
+            print(format_table([row]).splitlines()[-1], flush=True)
+            if "error" in row:
+                print(f"  {name} {dtype}: {row['error']}", file=sys.stderr)
+    # Measured again at the end (except with --quick), in case the machine got busier.
+    after = before if args.quick else machine_throughput(args.device, dtypes, args)
+    # The better of the two measurements: the efficiency is not flattered by a slow moment.
+    throughput = {d: max(before[d], after[d]) for d in dtypes}
+    for row in rows:
+        if "gflop_per_s" in row:
+            row["machine_gflop_per_s"] = throughput[row["dtype"]]
+            row["efficiency"] = row["gflop_per_s"] / throughput[row["dtype"]]
+    result = {
+        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
+                    "torch": torch.__version__, "device": args.device,
+                    "cuda_device": (torch.cuda.get_device_name() if args.device == "cuda"
+                                    else None),
+                    "threads": args.threads,
+                    "conv_gflop_per_s_before": before, "conv_gflop_per_s_after": after},
+        "settings": {"ngf": args.ngf, "reps": args.reps, "runs": args.runs},
+        "issue_gflop_600x400": ISSUE_GFLOP_600x400,
+        "results": rows,
+    }
+    print()
+    print(format_table(rows))
+    print("machine conv throughput (GFLOP/s): "
+          + ", ".join(f"{d} {before[d]:.0f} before / {after[d]:.0f} after" for d in dtypes))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written {args.out}")
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
