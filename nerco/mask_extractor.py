@@ -11,15 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nerco.generator import (
-    NormLayer,
-    ResnetBlock,
-    fast_inference,
-    get_norm_layer,
-    run_inference,
-    stem,
-    uses_bias,
-)
+from nerco.generator import NormLayer, ResnetBlock, get_norm_layer, stem, uses_bias
+from nerco.inference import fast_inference, run_inference
 
 #: Pixels per band when the inference path computes the spatial attention's statistics.
 BAND_PIXELS = 65536

@@ -17,13 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerco.generator import (
-    NormLayer,
-    fast_inference,
-    get_norm_layer,
-    resnet_trunk,
-    run_inference,
-)
+from nerco.generator import NormLayer, get_norm_layer, resnet_trunk
+from nerco.inference import fast_inference, run_inference
 
 #: Frequencies of the released positional encoding (2 + 2·2·L coordinate values).
 POSENC_FREQUENCIES = 8
@@ -35,6 +30,8 @@ CELL_VALUE = 2.0
 #: Pixels per band of the inference path's head: two (pixels, 256) float32 intermediates
 #: of 8 MiB each, which stay in the CPU's last-level cache between the layers.
 BAND_PIXELS = 8192
+#: On a GPU: few, large bands (256 MiB intermediates), so kernel launches cost nothing.
+GPU_BAND_PIXELS = 1 << 18
 
 
 def band_rows(width: int, pixels: int = BAND_PIXELS) -> int:
@@ -102,7 +99,9 @@ class NRNHead(nn.Module):
         if rows_per_chunk is not None and rows_per_chunk < 1:
             raise ValueError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk}")
         if fast_inference(feat):
-            return self._forward_in_bands(feat, rows_per_chunk or band_rows(feat.shape[-1]))
+            pixels = BAND_PIXELS if feat.device.type == "cpu" else GPU_BAND_PIXELS
+            rows = rows_per_chunk or band_rows(feat.shape[-1], pixels)
+            return self._forward_in_bands(feat, rows)
         kernel, bias = self.first_layer_as_conv()
         height = feat.shape[-2]
         if rows_per_chunk is None or rows_per_chunk >= height:

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from nerco import generator as generator_module
+from nerco import inference as inference_module
 from nerco.enhancer import Enhancer
-from nerco.generator import instance_norm_, run_inference
+from nerco.inference import instance_norm_, run_inference
 from nerco.model import ENHANCER_NAMES, Architecture, build_generators, enhance
 from nerco.nrn import NRNHead, band_rows
 
@@ -45,7 +45,7 @@ def nets() -> nn.ModuleDict:
 @pytest.fixture()
 def always_fast(monkeypatch):
     """Take the inference path on tiny images too (normally from 128×128 pixels)."""
-    monkeypatch.setattr(generator_module, "FAST_MIN_PIXELS", 0)
+    monkeypatch.setattr(inference_module, "FAST_MIN_PIXELS", 0)
 
 
 def _plain(nets, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ def test_large_image_takes_inference_path_by_default(nets) -> None:
     """Above FAST_MIN_PIXELS the default enhancer takes the inference path (channels-last
     intermediates), and still equals the plain layers."""
     x = _image((1, 3, 136, 124), seed=4)  # 16864 pixels ≥ 128·128, 136 not a band multiple
-    assert x.shape[-2] * x.shape[-1] >= generator_module.FAST_MIN_PIXELS
+    assert x.shape[-2] * x.shape[-1] >= inference_module.FAST_MIN_PIXELS
     want = _plain(nets, x)
     seen = []
     hook = nets["G_A"].model[1].register_forward_hook(
@@ -140,7 +140,7 @@ def test_input_is_not_modified(nets, always_fast) -> None:
 @pytest.mark.parametrize("relu", [False, True])
 def test_instance_norm_in_place(monkeypatch, dtype, atol, relu) -> None:
     """Several bands (a small band size), a large mean next to a small spread, batch 2."""
-    monkeypatch.setattr(generator_module, "NORM_BAND_BYTES", 4096)
+    monkeypatch.setattr(inference_module, "NORM_BAND_BYTES", 4096)
     gen = torch.Generator().manual_seed(9)
     x = torch.randn(2, 16, 21, 19, generator=gen) * 0.5 + torch.linspace(-40, 40, 16)[:, None, None]
     x = x.to(dtype).contiguous(memory_format=torch.channels_last)
@@ -157,7 +157,7 @@ def test_nrn_head_bands_equal_convolution(monkeypatch, rows) -> None:
     feat = torch.randn(2, 8, 11, 9, generator=torch.Generator().manual_seed(11))
     with torch.enable_grad():
         want = head(feat).detach()  # one 3×3 convolution on the whole map
-    monkeypatch.setattr(generator_module, "FAST_MIN_PIXELS", 0)
+    monkeypatch.setattr(inference_module, "FAST_MIN_PIXELS", 0)
     with torch.no_grad():
         got = head(feat, rows_per_chunk=rows)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
