@@ -9,11 +9,12 @@ Cases are ``infer-<W>x<H>`` (the Pre + H + G_A enhancer on one random image, spe
 randomly initialised CLIP, spec §2). Each case runs in a fresh Python process, twice: the
 time is the median of ``--reps`` runs after a warm-up run, the second process gives the
 noise, and the peak memory is the process's peak resident set (CPU) or
-``torch.cuda.max_memory_allocated`` (CUDA). The warm-up runs under
+``torch.cuda.max_memory_allocated`` (CUDA). One more process per case runs it once under
 ``torch.utils.flop_counter.FlopCounterMode``, which counts the convolutions and matrix
-products actually executed. The machine's convolution throughput (3×3 convolutions as
-large as NeRCo's residual blocks, best of a few shapes) is measured in the same run before
-and after the cases; efficiency = achieved FLOP/s / that throughput for the same dtype.
+products actually executed (the same for every dtype). The machine's convolution
+throughput (3×3 convolutions as large as NeRCo's residual blocks, best of a few shapes) is
+measured in the same run before and after the cases; efficiency = achieved FLOP/s / that
+throughput for the same dtype.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def _time_runs(torch, device, step, reps: int) -> list[float]:
     return times
 
 
+def _timed(torch, device, step, reps: int) -> dict:
+    step()  # warm-up
+    times = _time_runs(torch, device, step, reps)
+    memory, memory_kind = _peak_memory_mb(torch, device)
+    return {"times": times, "peak_memory_mb": memory, "memory_kind": memory_kind}
+
+
 def _count_flops(step) -> tuple[float, dict[str, float]]:
     """Run ``step`` once under FlopCounterMode: total FLOPs and FLOPs per module path."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -98,7 +106,8 @@ def _child_infer(spec: dict) -> dict:
     from nerco.model import ENHANCER_NAMES, Architecture, build_generators
 
     nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
-    enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"], amp=AMP[spec["dtype"]])
+    amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}  # older checkouts: fp32
+    enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"], **amp)
     enhancer.eval().requires_grad_(False).to(device)
     width, height = spec["size"]
     x = torch.rand(1, 3, height, width, device=device) * 2 - 1
@@ -107,14 +116,14 @@ def _child_infer(spec: dict) -> dict:
         with torch.inference_mode():
             enhancer(x)
 
-    flops, per_module = _count_flops(step)  # also the warm-up
-    pre, head, g_a = (per_module.get(f"Enhancer.{name}", 0.0) for name in ("Pre", "Pre.mlp", "G_A"))
-    # H runs through H.mask (not a module call), so it is the rest.
-    parts = {"Pre trunk": pre - head, "NRN head": head, "H": flops - pre - g_a, "G_A": g_a}
-    times = _time_runs(torch, device, step, spec["reps"])
-    memory, memory_kind = _peak_memory_mb(torch, device)
-    return {"times": times, "flops": flops, "flops_by_part": parts,
-            "peak_memory_mb": memory, "memory_kind": memory_kind}
+    if spec.get("count"):
+        flops, per_module = _count_flops(step)
+        pre, head, g_a = (per_module.get(f"Enhancer.{name}", 0.0)
+                          for name in ("Pre", "Pre.mlp", "G_A"))
+        # H runs through H.mask (not a module call), so it is the rest.
+        parts = {"Pre trunk": pre - head, "NRN head": head, "H": flops - pre - g_a, "G_A": g_a}
+        return {"flops": flops, "flops_by_part": parts}
+    return _timed(torch, device, step, spec["reps"])
 
 
 def _child_train(spec: dict) -> dict:
@@ -123,8 +132,9 @@ def _child_train(spec: dict) -> dict:
     from nerco.model import Architecture, NeRCoModel
 
     clip = build_clip(device=device, random_init=True)
+    amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}
     model = NeRCoModel(Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip),
-                       amp=AMP[spec["dtype"]]).to(device)
+                       **amp).to(device)
     side = spec["size"][0]
     real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
     real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
@@ -132,11 +142,9 @@ def _child_train(spec: dict) -> dict:
     def step():
         model.optimize_parameters(real_A, real_B)
 
-    flops, _ = _count_flops(step)
-    times = _time_runs(torch, device, step, spec["reps"])
-    memory, memory_kind = _peak_memory_mb(torch, device)
-    return {"times": times, "flops": flops, "peak_memory_mb": memory,
-            "memory_kind": memory_kind}
+    if spec.get("count"):
+        return {"flops": _count_flops(step)[0]}
+    return _timed(torch, device, step, spec["reps"])
 
 
 def _child_throughput(spec: dict) -> dict:
@@ -195,26 +203,34 @@ def run_child(spec: dict, timeout: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+_FLOP_COUNTS: dict[str, dict] = {}
+
+
 def measure_case(name: str, device: str, dtype: str, args) -> dict:
     kind, size = parse_case(name)
     spec = {"kind": kind, "size": size, "device": device, "dtype": dtype,
             "threads": args.threads, "ngf": args.ngf, "reps": args.reps}
     runs = [run_child(spec, args.timeout) for _ in range(args.runs)]
-    errors = [r["error"] for r in runs if "error" in r]
+    # FLOPs in a process of their own (the counting mode must not touch the timed runs or
+    # their peak memory), once per case: autocast does not change them.
+    if name not in _FLOP_COUNTS:
+        _FLOP_COUNTS[name] = run_child(spec | {"count": True, "dtype": "fp32"}, args.timeout)
+    count = _FLOP_COUNTS[name]
+    errors = [r["error"] for r in [*runs, count] if "error" in r]
     row = {"case": name, "kind": kind, "size": list(size), "device": device, "dtype": dtype,
            "threads": args.threads, "ngf": args.ngf}
     if errors:
         return row | {"error": errors[0]}
     medians = [statistics.median(r["times"]) for r in runs]
     seconds = statistics.median(medians)
-    gflop = runs[0]["flops"] / 1e9
+    gflop = count["flops"] / 1e9
     row |= {"time_s": seconds, "time_s_per_run": medians, "times_s": [r["times"] for r in runs],
             "noise": (max(medians) - min(medians)) / seconds if len(medians) > 1 else None,
             "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
             "memory_kind": runs[0]["memory_kind"],
             "gflop": gflop, "gflop_per_s": gflop / seconds}
-    if "flops_by_part" in runs[0]:
-        row["gflop_by_part"] = {k: v / 1e9 for k, v in runs[0]["flops_by_part"].items()}
+    if "flops_by_part" in count:
+        row["gflop_by_part"] = {k: v / 1e9 for k, v in count["flops_by_part"].items()}
     if device == "cpu" and dtype == "fp32" and name in AUTHORS and args.ngf == 64:
         row["authors_time_s"], row["authors_peak_gb"] = AUTHORS[name]
     return row
