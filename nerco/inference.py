@@ -86,8 +86,16 @@ def instance_norm_(x: torch.Tensor, eps: float, relu: bool = False) -> torch.Ten
 IMAGE_CHANNELS = 8
 
 
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast gives convolutions on ``x``'s device, or None when it is off."""
+    device = x.device.type
+    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+        return None
+    return torch.get_autocast_dtype(device)
+
+
 def _full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if not torch.is_autocast_enabled(x.device.type):
+    if _autocast_dtype(x) is None:
         return layer(x)
     with torch.autocast(x.device.type, enabled=False):
         return layer(x.float())
@@ -157,11 +165,11 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, bool]:
             relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
             x = instance_norm_(x, layer.eps, relu=relu)
             i += relu  # the ReLU is done
-            device = x.device.type
-            if torch.is_autocast_enabled(device) and x.dtype == torch.float32:
+            lower = _autocast_dtype(x)
+            if lower is not None and x.dtype == torch.float32:
                 # After a float32 image layer: keep the map in the autocast dtype, as the
                 # next convolution would cast it anyway (half the memory).
-                x = x.to(torch.get_autocast_dtype(device))
+                x = x.to(lower)
         elif owned and isinstance(layer, nn.ReLU):
             x = x.relu_()
         elif owned and isinstance(layer, nn.Tanh):

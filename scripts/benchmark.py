@@ -83,9 +83,11 @@ def _time_runs(torch, device, step, reps: int) -> list[float]:
 
 def _timed(torch, device, step, reps: int) -> dict:
     step()  # warm-up
+    cpu = time.process_time()
     times = _time_runs(torch, device, step, reps)
+    cpu = (time.process_time() - cpu) / reps
     memory, memory_kind = _peak_memory_mb(torch, device)
-    return {"times": times, "peak_memory_mb": memory, "memory_kind": memory_kind}
+    return {"times": times, "cpu_s": cpu, "peak_memory_mb": memory, "memory_kind": memory_kind}
 
 
 def _count_flops(step) -> tuple[float, dict[str, float]]:
@@ -224,7 +226,10 @@ def measure_case(name: str, device: str, dtype: str, args) -> dict:
     medians = [statistics.median(r["times"]) for r in runs]
     seconds = statistics.median(medians)
     gflop = count["flops"] / 1e9
+    # Process CPU time per repetition: on a shared machine, with --threads 1, a measure of
+    # the work that other jobs barely disturb (wall time waits for them).
     row |= {"time_s": seconds, "time_s_per_run": medians, "times_s": [r["times"] for r in runs],
+            "cpu_s": statistics.median(r["cpu_s"] for r in runs),
             "noise": (max(medians) - min(medians)) / seconds if len(medians) > 1 else None,
             "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
             "memory_kind": runs[0]["memory_kind"],
@@ -248,19 +253,19 @@ def machine_throughput(device: str, dtypes: list[str], args) -> dict[str, float]
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("case", "device", "dtype", "time s", "noise", "peak GB", "GFLOP", "GFLOP/s",
-            "eff.", "authors s / GB")
+    head = ("case", "device", "dtype", "time s", "noise", "cpu s", "peak GB", "GFLOP",
+            "GFLOP/s", "eff.", "authors s / GB")
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append((r["case"], r["device"], r["dtype"], "error", "", "", "", "", "", ""))
+            lines.append((r["case"], r["device"], r["dtype"], "error", *[""] * 7))
             continue
         authors = (f"{r['authors_time_s']:.2f} / {r['authors_peak_gb']:.2f}"
                    if "authors_time_s" in r else "")
         noise = f"{100 * r['noise']:.0f}%" if r["noise"] is not None else ""
         eff = f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""
         lines.append((r["case"], r["device"], r["dtype"], f"{r['time_s']:.3f}", noise,
-                      f"{r['peak_memory_mb'] / 1024:.2f}", f"{r['gflop']:.1f}",
+                      f"{r['cpu_s']:.2f}", f"{r['peak_memory_mb'] / 1024:.2f}", f"{r['gflop']:.1f}",
                       f"{r['gflop_per_s']:.0f}", eff, authors))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()

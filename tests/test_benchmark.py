@@ -19,7 +19,7 @@ def test_benchmark_quick_tiny_cases(tmp_path, run_script) -> None:
     for row in rows:
         assert "error" not in row, row.get("error")
         assert row["device"] == "cpu" and row["threads"] == 1 and row["ngf"] == 4
-        assert row["time_s"] > 0 and len(row["times_s"]) == 1
+        assert row["time_s"] > 0 and len(row["times_s"]) == 1 and row["cpu_s"] > 0
         assert row["memory_kind"] == "peak_rss" and 100 < row["peak_memory_mb"] < 8000
         assert row["gflop"] > 0
         assert row["gflop_per_s"] == pytest.approx(row["gflop"] / row["time_s"])
