@@ -148,17 +148,21 @@ class CLIPTerm:
         model: a frozen CLIP from :func:`build_clip`.
         normalize_input: spec §8.5. False (released): the [-1, 1] image goes to CLIP as
             is. True (paper): mapped to [0, 1] and normalised with CLIP's mean/std.
+
+    The prompts are encoded once, here; afterwards only the image tower and the logit scale
+    are kept, so the text tower (about 250 MB) is freed once the caller drops ``model``.
     """
 
     def __init__(self, model: torch.nn.Module, normalize_input: bool = False) -> None:
         import open_clip
 
-        self.model = model
         self.normalize_input = normalize_input
         device = next(model.parameters()).device
         tokens = open_clip.get_tokenizer(CLIP_ARCH)(list(PROMPTS)).to(device)
         with torch.no_grad():
             self.text_features = model.encode_text(tokens, normalize=True)
+        self.visual = model.visual
+        self.logit_scale = model.logit_scale.detach()
         self.mean = torch.tensor(CLIP_MEAN, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD, device=device).view(1, 3, 1, 1)
 
@@ -176,8 +180,8 @@ class CLIPTerm:
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [-1, 1] → (N, 2) softmax over (low light, high light)."""
-        features = self.model.encode_image(self.prepare(images), normalize=True)
-        logits = self.model.logit_scale.exp() * features @ self.text_features.t().to(features)
+        features = F.normalize(self.visual(self.prepare(images)), dim=-1)  # encode_image
+        logits = self.logit_scale.exp() * features @ self.text_features.t().to(features)
         return logits.softmax(dim=-1)
 
     def loss(self, images: torch.Tensor, target: str) -> torch.Tensor:

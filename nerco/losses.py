@@ -165,6 +165,12 @@ def generator_total(t: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
     return loss_A + loss_B + w.lambda_mask * t["H"] + t["PreConsis"]
 
 
-def discriminator_loss(D, real, fake, gan: GANLoss) -> torch.Tensor:
-    """0.5·[GAN(D(real), 1) + GAN(D(fake.detach()), 0)]."""
-    return 0.5 * (gan(D(real), True) + gan(D(fake.detach()), False))
+def discriminator_loss(D, real, fake, gan: GANLoss,
+                       real_prediction: torch.Tensor | None = None) -> torch.Tensor:
+    """0.5·[GAN(D(real), 1) + GAN(D(fake.detach()), 0)].
+
+    ``real_prediction``: D(real) when the caller already has it (same weights, same value).
+    """
+    if real_prediction is None:
+        real_prediction = D(real)
+    return 0.5 * (gan(real_prediction, True) + gan(D(fake.detach()), False))

@@ -33,6 +33,7 @@ from nerco.checkpoint import load_network, network_path, save_network, unwrap
 from nerco.edge import EdgeOperator
 from nerco.image_pool import ImagePool
 from nerco.losses import GANLoss, LossWeights
+from nerco.memory import PaddedInputs, checkpointed
 from nerco.networks import define_D, define_G, define_H, define_Pre, init_weights
 
 OBJECTIVES = ("official", "paper")
@@ -117,24 +118,29 @@ class NeRCoModel(nn.Module):
         amp: ``None`` (float32), ``"bf16"`` or ``"fp16"``: run forward passes and losses
             under autocast; fp16 scales the losses with a GradScaler. Call :meth:`to` before
             the first iteration: autocast follows the device of the inputs.
+        checkpointing: activation checkpointing of every call of G_A, G_B, Pre and H in the
+            generator step (``--checkpointing``): same losses and gradients, about a third
+            more arithmetic, a fraction of the memory (:mod:`nerco.memory`).
     """
 
     def __init__(self, arch: Architecture, clip_term, objective: str = "official",
                  weights: LossWeights = LossWeights(), gan_mode: str = "lsgan",
                  pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5,
-                 amp: str | None = None) -> None:
+                 amp: str | None = None, checkpointing: bool = False) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         if amp is not None and amp not in AMP_DTYPES:
             raise ValueError(f"amp must be None or one of {tuple(AMP_DTYPES)}, got {amp!r}")
         self.amp = amp
+        self.checkpointing = checkpointing
         self.arch = arch
         self.objective = objective
         self.weights = weights
         self.clip_term = clip_term
         self.generators = build_generators(arch)
         self.discriminators = build_discriminators(arch)
+        self.padded_inputs = PaddedInputs(self.generators.values())
         self.gan = GANLoss(gan_mode)
         # §8.4: the released edge operator draws a random 1→3 projection at every call.
         self.edge = EdgeOperator(random_projection=objective == "official")
@@ -179,9 +185,15 @@ class NeRCoModel(nn.Module):
                 group[name] = DistributedDataParallel(group[name], device_ids=ids)
 
     # ----------------------------------------------------------------- forward (§2)
+    def _generators(self) -> dict:
+        """The four generators by name, as functions: checkpointed with ``checkpointing``."""
+        if not self.checkpointing:
+            return dict(self.generators.items())
+        return {name: checkpointed(net) for name, net in self.generators.items()}
+
     def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
         """Both loops of §2; every tensor is (N, 3, H, W) except ``mask`` (N, 1, H, W)."""
-        g = self.generators
+        g = self._generators()
         pre_A = g["Pre"](real_A)
         Hm, mask = g["H"](real_A)
         fake_B = g["G_A"](torch.cat((real_A, pre_A), 1) * mask)
@@ -196,7 +208,7 @@ class NeRCoModel(nn.Module):
     # ------------------------------------------------------------ generator step
     def compute_G_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         """Generator objective of §2: (weighted total, logged terms)."""
-        g, w = self.generators, self.weights
+        g, w = self._generators(), self.weights
         d = {name: unwrap(net) for name, net in self.discriminators.items()}  # frozen here
         paper = self.objective == "paper"
         terms = losses.identity_losses(g["G_A"], g["G_B"], v["real_A"], v["real_B"], w)
@@ -223,8 +235,12 @@ class NeRCoModel(nn.Module):
         d, pools, gan = self.discriminators, self.pools, self.gan
         basic = losses.discriminator_loss
         terms = {"D_A": basic(d["D_A"], v["real_B"], pools["fake_B"].query(v["fake_B"]), gan)}
-        terms["D_B"] = (basic(d["D_B"], v["real_A"], pools["fake_A"].query(v["fake_A"]), gan)
-                        + basic(d["D_B"], v["real_A"], pools["pre_A"].query(v["pre_A"]), gan))
+        # The release evaluates D_B(real_A) twice with the same weights: once here.
+        verdict = d["D_B"](v["real_A"])
+        terms["D_B"] = (basic(d["D_B"], v["real_A"], pools["fake_A"].query(v["fake_A"]), gan,
+                              real_prediction=verdict)
+                        + basic(d["D_B"], v["real_A"], pools["pre_A"].query(v["pre_A"]), gan,
+                                real_prediction=verdict))
         with torch.no_grad():
             fake_B_edge = pools["fake_B_edge"].query(self.edge(v["fake_B"]))
             real_B_edge = self.edge(v["real_B"])
@@ -241,20 +257,23 @@ class NeRCoModel(nn.Module):
         Returns every logged loss (computed from the weights before this iteration's steps).
         """
         autocast, scaler = self._autocast(real_A.device), self._scaler(real_A.device)
-        with autocast:
-            v = self.forward(real_A, real_B)
         self.discriminators.requires_grad_(False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        with autocast:
+        # Autograd keeps reflection pads' inputs rather than padded copies (nerco.memory).
+        with autocast, self.padded_inputs.saving():
+            v = self.forward(real_A, real_B)
             loss_G, g_terms = self.compute_G_loss(v)
         scaler.scale(loss_G).backward()
         scaler.step(self.optimizer_G)
+        # Gradients are set to None once used, so that neither step holds the other's.
+        self.optimizer_G.zero_grad(set_to_none=True)
         self.discriminators.requires_grad_(True)
         self.optimizer_D.zero_grad(set_to_none=True)
         with autocast:
             loss_D, d_terms = self.compute_D_loss(v)
         scaler.scale(loss_D).backward()
         scaler.step(self.optimizer_D)
+        self.optimizer_D.zero_grad(set_to_none=True)
         scaler.update()
         self.visuals = {k: t.detach().float() for k, t in v.items()}
         terms = g_terms | d_terms

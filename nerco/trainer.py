@@ -141,7 +141,8 @@ class Trainer:
         self.model = NeRCoModel(architecture_from(opt), clip_term, objective=opt.objective,
                                 weights=loss_weights_from(opt), gan_mode=opt.gan_mode,
                                 pool_size=opt.pool_size, lr=opt.lr, beta1=opt.beta1,
-                                amp=None if opt.amp == "none" else opt.amp).to(device)
+                                amp=None if opt.amp == "none" else opt.amp,
+                                checkpointing=opt.checkpointing).to(device)
         # Counters: epochs are numbered from --epoch_count (or the state); total_iters counts
         # samples over all processes as the release does; position counts this process's
         # samples already trained in the current epoch.

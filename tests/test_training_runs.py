@@ -160,14 +160,45 @@ def test_amp_fp16_on_cpu_is_refused(reference_run, tmp_path, capsys):
     assert "error: --amp fp16 needs a CUDA GPU" in out and "Traceback" not in out
 
 
-def test_torchrun_two_processes_on_cpu(reference_run, tmp_path):
-    root, _ = reference_run
+def test_checkpointing_run_matches_the_plain_run(reference_run, tmp_path, monkeypatch):
+    """--checkpointing reaches the model and changes no number of the seeded run."""
+    import nerco.memory
+
+    calls = []
+    checkpoint = nerco.memory.checkpoint
+    monkeypatch.setattr(nerco.memory, "checkpoint",
+                        lambda *args, **kwargs: calls.append(1) or checkpoint(*args, **kwargs))
+    root, full = reference_run
+    assert train.main(_args(root, tmp_path, "ckpt", "--checkpointing")) == 0
+    assert len(calls) == 6 * 11  # 6 iterations × 11 generator calls
+    expected, got = read_jsonl(full / "loss_log.jsonl"), read_jsonl(tmp_path / "ckpt"
+                                                                     / "loss_log.jsonl")
+    assert len(got) == len(expected)
+    for want, have in zip(expected, got):
+        assert have["losses"] == pytest.approx(want["losses"], rel=1e-5, abs=1e-7)
+    reference, trained = _weights(full), _weights(tmp_path / "ckpt")
+    for name in ALL_NETS:
+        for key, value in reference[name].items():
+            torch.testing.assert_close(trained[name][key], value, rtol=1e-4, atol=1e-6)
+
+
+def _torchrun(root: Path, saves: Path, name: str, *extra) -> Path:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", str(ROOT / "train.py"), *_args(root, tmp_path, "ddp", "--n_epochs_decay", "1")]
+           "2", str(ROOT / "train.py"),
+           *_args(root, saves, name, "--n_epochs_decay", "1", *extra)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_dir = tmp_path / "ddp"
+    return saves / name
+
+
+@pytest.fixture(scope="module")
+def ddp_run(reference_run, tmp_path_factory) -> Path:
+    return _torchrun(reference_run[0], tmp_path_factory.mktemp("ddp"), "ddp")
+
+
+def test_torchrun_two_processes_on_cpu(ddp_run):
+    run_dir = ddp_run
     # One log, written by rank 0: 2 images over 2 processes → 1 step of 2 samples per epoch.
     records = read_jsonl(run_dir / "loss_log.jsonl")
     assert [r["total_iters"] for r in records] == [2, 4]
@@ -177,6 +208,20 @@ def test_torchrun_two_processes_on_cpu(reference_run, tmp_path):
     for name in ALL_NETS:
         state = torch.load(run_dir / f"latest_net_{name}.pth", weights_only=True)
         assert not any(k.startswith("module.") for k in state)
+
+
+def test_torchrun_with_checkpointing_matches_plain_torchrun(reference_run, ddp_run, tmp_path):
+    """Checkpointed calls recompute with the bare network, so gradient averaging is intact."""
+    run_dir = _torchrun(reference_run[0], tmp_path, "ddp_ckpt", "--checkpointing")
+    expected = read_jsonl(ddp_run / "loss_log.jsonl")
+    got = read_jsonl(run_dir / "loss_log.jsonl")
+    assert len(got) == len(expected)
+    for want, have in zip(expected, got):
+        assert have["losses"] == pytest.approx(want["losses"], rel=1e-5, abs=1e-7)
+    reference, trained = _weights(ddp_run), _weights(run_dir)
+    for name in ALL_NETS:
+        for key, value in reference[name].items():
+            torch.testing.assert_close(trained[name][key], value, rtol=1e-4, atol=1e-6)
 
 
 def test_corrupt_images_are_skipped_with_a_warning(tmp_path):
