@@ -2,12 +2,15 @@
 
     python scripts/benchmark.py --threads 2 --out bench.json        # CPU, all cases
     python scripts/benchmark.py --quick                             # two small cases
-    python scripts/benchmark.py --device cuda --cases infer-1920x1080,train-512
+    python scripts/benchmark.py --device cuda --cases infer-1920x1080,train-512-ckpt
+    python scripts/benchmark.py --authors ~/src/NeRCo --dtypes fp32 # beside the authors' code
+    python scripts/benchmark.py --baseline /tmp/old --cases train-256  # against another checkout
 
 Cases are ``infer-<W>x<H>`` (the Pre + H + G_A enhancer on one random image, spec §5) and
 ``train-<S>`` (one ``NeRCoModel.optimize_parameters`` iteration on random S×S images with a
-randomly initialised CLIP, spec §2). Each case runs in a fresh Python process, twice: the
-time is the median of ``--reps`` runs after a warm-up run, the second process gives the
+randomly initialised CLIP, spec §2, official objective); ``train-<S>-ckpt`` is the same with
+activation checkpointing (``--checkpointing``). Each case runs in fresh Python processes:
+the time is the median of ``--reps`` runs after a warm-up run, a second process gives the
 noise, and the peak memory is the process's peak resident set (CPU) or
 ``torch.cuda.max_memory_allocated`` (CUDA). One more process per case runs it once under
 ``torch.utils.flop_counter.FlopCounterMode``, which counts the convolutions and matrix
@@ -15,6 +18,14 @@ products actually executed (the same for every dtype). The machine's convolution
 throughput (3×3 convolutions as large as NeRCo's residual blocks, best of a few shapes) is
 measured in the same run before and after the cases; efficiency = achieved FLOP/s / that
 throughput for the same dtype.
+
+``--authors PATH`` runs every float32 case with the authors' released code too (a checkout
+of github.com/Ysz2022/NeRCo), and ``--baseline PATH`` with another checkout of this
+repository; their processes alternate with ours, so a busy machine slows all alike, and the
+table gives each one's time as a ratio to ours. The authors' code hard-codes ``.cuda()``; on
+the CPU it runs from a temporary copy in which those calls are removed (nothing else is
+changed), and its CLIP RN50 is randomly initialised as ours is. Its inference case runs its
+Pre, H and G_A under ``torch.no_grad()``, as its test.py does for the enhanced image.
 """
 
 from __future__ import annotations
@@ -23,9 +34,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,8 +50,10 @@ if str(ROOT) not in sys.path:
 DEFAULT_CASES = ("infer-600x400", "infer-256x256", "infer-1920x1080",
                  "train-128", "train-256", "train-512")
 QUICK_CASES = ("infer-256x256", "train-128")
-#: The authors' code on the same kind of CPU (issue 4): seconds and peak GB, float32.
-AUTHORS = {"infer-600x400": (9.05, 2.96), "train-128": (6.0, 5.6), "train-256": (19.9, 11.1)}
+#: The authors' code as issue 6 measured it on our CI kind of machine (2 cores, float32):
+#: seconds and peak GB. Kept in the JSON for reference; ``--authors`` measures it afresh.
+AUTHORS_ISSUE = {"infer-600x400": (9.05, 2.96), "train-128": (6.0, 5.6),
+                 "train-256": (19.9, 11.1)}
 #: GFLOP of the issue's breakdown at 600×400 (one NRN pass counted as the 612-input MLP).
 ISSUE_GFLOP_600x400 = {"Pre trunk": 358, "NRN head": 138, "H": 115, "G_A": 367, "total": 979}
 AMP = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}
@@ -46,6 +61,8 @@ AMP = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}
 
 # ----------------------------------------------------------------- child process
 def _setup(spec: dict):
+    if spec.get("root"):  # a --baseline checkout: its nerco, not ours
+        sys.path.insert(0, spec["root"])
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -134,9 +151,11 @@ def _child_train(spec: dict) -> dict:
     from nerco.model import Architecture, NeRCoModel
 
     clip = build_clip(device=device, random_init=True)
-    amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}
+    options = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}
+    if spec.get("checkpointing"):
+        options["checkpointing"] = True
     model = NeRCoModel(Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip),
-                       **amp).to(device)
+                       **options).to(device)
     side = spec["size"][0]
     real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
     real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
@@ -175,22 +194,109 @@ def _child_throughput(spec: dict) -> dict:
     return {"gflops": max(results), "per_shape_gflops": results}
 
 
-CHILDREN = {"infer": _child_infer, "train": _child_train, "throughput": _child_throughput}
+# ------------------------------------------------------- the authors' code, as released
+#: Edits that let the authors' code run on a CPU: (file, text, replacement, at least).
+_AUTHORS_CPU_PORT = (
+    ("models/mlp.py", ".cuda()", "", 2),
+    ("models/networks.py", ".cuda()", "", 1),
+    ("models/sobel.py", "torch.device('cuda:0')", "torch.device('cpu')", 1),
+)
+#: CLIP RN50's constructor arguments (what ``clip.load("RN50")`` builds from its weights).
+_RN50 = (1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12)
+
+
+def _authors_model(spec: dict, torch, device, train: bool):
+    """The authors' ``NeRComodel`` built from the checkout ``spec["authors"]``."""
+    import types
+
+    source = Path(spec["authors"])
+    code = source
+    if device.type == "cpu":
+        code = Path(tempfile.mkdtemp(prefix="nerco-authors-")) / "code"
+        shutil.copytree(source, code, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+        for rel, old, new, least in _AUTHORS_CPU_PORT:
+            path = code / rel
+            text = path.read_text()
+            if text.count(old) < least:
+                raise SystemExit(f"benchmark: {source / rel} has no {old!r}; --authors must be "
+                                 "a checkout of github.com/Ysz2022/NeRCo")
+            path.write_text(text.replace(old, new))
+    sys.path.insert(0, str(code))
+    import clip  # the authors' copy of OpenAI's package
+    from clip.model import CLIP, convert_weights
+
+    def load(name, device="cpu", **_):  # random weights, offline; float16 on GPUs as theirs
+        model = CLIP(*_RN50)
+        if str(device) != "cpu":
+            convert_weights(model)
+        return model.to(device).eval(), None
+
+    clip.load = load
+    from models.NeRCo_model import NeRComodel  # loads CLIP when imported
+
+    gpu_ids = [device.index or 0] if device.type == "cuda" else []
+    opt = types.SimpleNamespace(  # the defaults of their option parsers
+        isTrain=train, gpu_ids=gpu_ids, checkpoints_dir=tempfile.mkdtemp(), name="bench",
+        preprocess="resize_and_crop", input_nc=3, output_nc=3, ngf=spec["ngf"],
+        ndf=spec["ngf"], netD="basic", netG="resnet_9blocks", n_layers_D=3, norm="instance",
+        init_type="normal", init_gain=0.02, no_dropout=True, pool_size=50, gan_mode="lsgan",
+        lr=2e-4, beta1=0.5, lambda_identity=0.5, lambda_A=10.0, lambda_B=10.0,
+        direction="AtoB")
+    return NeRComodel(opt)
+
+
+def _child_authors_infer(spec: dict) -> dict:
+    torch, device = _setup(spec)
+    model = _authors_model(spec, torch, device, train=False)
+    for net in (model.netPre, model.netH, model.netG_A):
+        net.eval()
+    width, height = spec["size"]
+    x = torch.rand(1, 3, height, width, device=device) * 2 - 1
+
+    def step():
+        with torch.no_grad():
+            pre = model.netPre(x)
+            _, mask = model.netH(x)
+            model.netG_A(torch.cat((x, pre), 1) * mask)
+
+    if spec.get("count"):
+        return {"flops": _count_flops(step)[0]}
+    return _timed(torch, device, step, spec["reps"])
+
+
+def _child_authors_train(spec: dict) -> dict:
+    torch, device = _setup(spec)
+    model = _authors_model(spec, torch, device, train=True)
+    side = spec["size"][0]
+    real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
+    real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
+    model.set_input({"A": real_A, "B": real_B, "A_paths": [""], "B_paths": [""]})
+    if spec.get("count"):
+        return {"flops": _count_flops(model.optimize_parameters)[0]}
+    return _timed(torch, device, model.optimize_parameters, spec["reps"])
+
+
+CHILDREN = {"infer": _child_infer, "train": _child_train, "throughput": _child_throughput,
+            "authors-infer": _child_authors_infer, "authors-train": _child_authors_train}
 
 
 # ---------------------------------------------------------------- parent process
-def parse_case(name: str) -> tuple[str, tuple[int, int]]:
-    """``infer-600x400`` → ("infer", (600, 400)); ``train-128`` → ("train", (128, 128))."""
+def parse_case(name: str) -> tuple[str, tuple[int, int], bool]:
+    """``infer-600x400`` → ("infer", (600, 400), False); ``train-512-ckpt`` → ("train",
+    (512, 512), True): kind, size, activation checkpointing."""
     kind, _, size = name.partition("-")
     try:
         if kind == "infer":
             width, height = (int(v) for v in size.split("x"))
-            return kind, (width, height)
+            return kind, (width, height), False
         if kind == "train":
-            return kind, (int(size), int(size))
+            side, _, suffix = size.partition("-")
+            if suffix in ("", "ckpt"):
+                return kind, (int(side), int(side)), suffix == "ckpt"
     except ValueError:
         pass
-    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H> or train-<S>")
+    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H>, train-<S> or "
+                     "train-<S>-ckpt")
 
 
 def run_child(spec: dict, timeout: float) -> dict:
@@ -205,22 +311,63 @@ def run_child(spec: dict, timeout: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-_FLOP_COUNTS: dict[str, dict] = {}
+_FLOP_COUNTS: dict[tuple[str, str], dict] = {}
 
 
-def measure_case(name: str, device: str, dtype: str, args) -> dict:
-    kind, size = parse_case(name)
-    spec = {"kind": kind, "size": size, "device": device, "dtype": dtype,
-            "threads": args.threads, "ngf": args.ngf, "reps": args.reps}
-    runs = [run_child(spec, args.timeout) for _ in range(args.runs)]
-    # FLOPs in a process of their own (the counting mode must not touch the timed runs or
-    # their peak memory), once per case: autocast does not change them.
-    if name not in _FLOP_COUNTS:
-        _FLOP_COUNTS[name] = run_child(spec | {"count": True, "dtype": "fp32"}, args.timeout)
-    count = _FLOP_COUNTS[name]
+def code_variants(args) -> list[dict]:
+    """The implementations to measure: ours, then the --baseline and --authors checkouts."""
+    variants = [{"code": "ours"}]
+    if args.baseline:
+        variants.append({"code": "baseline", "root": str(Path(args.baseline).resolve())})
+    if args.authors:
+        variants.append({"code": "authors", "authors": str(Path(args.authors).resolve())})
+    return variants
+
+
+def measure_case(name: str, device: str, dtype: str, args) -> list[dict]:
+    """One row per implementation; their processes alternate (ours, baseline, authors, ...)."""
+    kind, size, checkpointing = parse_case(name)
+    base = {"size": size, "device": device, "dtype": dtype, "threads": args.threads,
+            "ngf": args.ngf, "reps": args.reps}
+    specs = []
+    for variant in code_variants(args):
+        if variant["code"] == "authors":
+            if dtype != "fp32" or checkpointing:  # their code has neither
+                continue
+            spec = base | {"kind": f"authors-{kind}", "authors": variant["authors"]}
+        else:
+            spec = base | {"kind": kind, "root": variant.get("root")}
+            if checkpointing:
+                spec["checkpointing"] = True
+        specs.append((variant["code"], spec))
+    runs: dict[str, list[dict]] = {code: [] for code, _ in specs}
+    for _ in range(args.runs):
+        for code, spec in specs:
+            runs[code].append(run_child(spec, args.timeout))
+    rows = []
+    for code, spec in specs:
+        # FLOPs in a process of their own (the counting mode must not touch the timed runs
+        # or their peak memory), once per case and code: autocast does not change them.
+        key = (name, code)
+        if key not in _FLOP_COUNTS:
+            _FLOP_COUNTS[key] = run_child(spec | {"count": True, "dtype": "fp32"},
+                                          args.timeout)
+        rows.append(summarise(name, code, spec, runs[code], _FLOP_COUNTS[key]))
+    ours = rows[0]
+    for row in rows[1:]:
+        if "time_s" in row and "time_s" in ours:
+            # Ratios within each round (process i of theirs against process i of ours).
+            ratios = [a / b for a, b in zip(row["time_s_per_run"], ours["time_s_per_run"])]
+            row["time_vs_ours"] = statistics.median(ratios)
+            row["memory_vs_ours"] = row["peak_memory_mb"] / ours["peak_memory_mb"]
+    return rows
+
+
+def summarise(name: str, code: str, spec: dict, runs: list[dict], count: dict) -> dict:
+    row = {"case": name, "code": code, "kind": spec["kind"], "size": list(spec["size"]),
+           "device": spec["device"], "dtype": spec["dtype"], "threads": spec["threads"],
+           "ngf": spec["ngf"], "checkpointing": bool(spec.get("checkpointing"))}
     errors = [r["error"] for r in [*runs, count] if "error" in r]
-    row = {"case": name, "kind": kind, "size": list(size), "device": device, "dtype": dtype,
-           "threads": args.threads, "ngf": args.ngf}
     if errors:
         return row | {"error": errors[0]}
     medians = [statistics.median(r["times"]) for r in runs]
@@ -236,8 +383,6 @@ def measure_case(name: str, device: str, dtype: str, args) -> dict:
             "gflop": gflop, "gflop_per_s": gflop / seconds}
     if "flops_by_part" in count:
         row["gflop_by_part"] = {k: v / 1e9 for k, v in count["flops_by_part"].items()}
-    if device == "cpu" and dtype == "fp32" and name in AUTHORS and args.ngf == 64:
-        row["authors_time_s"], row["authors_peak_gb"] = AUTHORS[name]
     return row
 
 
@@ -253,20 +398,19 @@ def machine_throughput(device: str, dtypes: list[str], args) -> dict[str, float]
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("case", "device", "dtype", "time s", "noise", "cpu s", "peak GB", "GFLOP",
-            "GFLOP/s", "eff.", "authors s / GB")
+    head = ("case", "code", "device", "dtype", "time s", "noise", "cpu s", "peak GB", "GFLOP",
+            "GFLOP/s", "eff.", "time/ours", "mem/ours")
     lines = [head]
     for r in rows:
         if "error" in r:
-            lines.append((r["case"], r["device"], r["dtype"], "error", *[""] * 7))
+            lines.append((r["case"], r["code"], r["device"], r["dtype"], "error", *[""] * 8))
             continue
-        authors = (f"{r['authors_time_s']:.2f} / {r['authors_peak_gb']:.2f}"
-                   if "authors_time_s" in r else "")
         noise = f"{100 * r['noise']:.0f}%" if r["noise"] is not None else ""
         eff = f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""
-        lines.append((r["case"], r["device"], r["dtype"], f"{r['time_s']:.3f}", noise,
-                      f"{r['cpu_s']:.2f}", f"{r['peak_memory_mb'] / 1024:.2f}", f"{r['gflop']:.1f}",
-                      f"{r['gflop_per_s']:.0f}", eff, authors))
+        versus = [f"{r[k]:.2f}" if k in r else "" for k in ("time_vs_ours", "memory_vs_ours")]
+        lines.append((r["case"], r["code"], r["device"], r["dtype"], f"{r['time_s']:.3f}",
+                      noise, f"{r['cpu_s']:.2f}", f"{r['peak_memory_mb'] / 1024:.2f}",
+                      f"{r['gflop']:.1f}", f"{r['gflop_per_s']:.0f}", eff, *versus))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
                      for line in lines)
@@ -289,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2,
                         help="processes per case (the second one gives the noise)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
+    parser.add_argument("--authors", default=None, metavar="PATH",
+                        help="also run the float32 cases with the authors' released code "
+                             "from this checkout of github.com/Ysz2022/NeRCo")
+    parser.add_argument("--baseline", default=None, metavar="PATH",
+                        help="also run every case with this other checkout of NeRCo (ours)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -313,17 +462,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    for option, path in (("--authors", args.authors), ("--baseline", args.baseline)):
+        if path and not (Path(path) / "models" if option == "--authors"
+                         else Path(path) / "nerco").is_dir():
+            raise SystemExit(f"benchmark: {option} {path}: not a checkout of "
+                             + ("github.com/Ysz2022/NeRCo (no models/)" if option == "--authors"
+                                else "this repository (no nerco/)"))
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmark: --device cuda but CUDA is not available")
     before = machine_throughput(args.device, dtypes, args)
     rows = []
     for name in cases:
         for dtype in dtypes:
-            row = measure_case(name, args.device, dtype, args)
-            rows.append(row)
-            print(format_table([row]).splitlines()[-1], flush=True)
-            if "error" in row:
-                print(f"  {name} {dtype}: {row['error']}", file=sys.stderr)
+            for row in measure_case(name, args.device, dtype, args):
+                rows.append(row)
+                print(format_table([row]).splitlines()[-1], flush=True)
+                if "error" in row:
+                    print(f"  {name} {row['code']} {dtype}: {row['error']}", file=sys.stderr)
     # Measured again at the end (except with --quick), in case the machine got busier.
     after = before if args.quick else machine_throughput(args.device, dtypes, args)
     # The better of the two measurements: the efficiency is not flattered by a slow moment.
@@ -339,8 +494,11 @@ def main(argv: list[str] | None = None) -> int:
                                     else None),
                     "threads": args.threads,
                     "conv_gflop_per_s_before": before, "conv_gflop_per_s_after": after},
-        "settings": {"ngf": args.ngf, "reps": args.reps, "runs": args.runs},
+        "settings": {"ngf": args.ngf, "reps": args.reps, "runs": args.runs,
+                     "authors": args.authors, "baseline": args.baseline},
         "issue_gflop_600x400": ISSUE_GFLOP_600x400,
+        "authors_as_issue_6_measured": {k: {"time_s": t, "peak_gb": g}
+                                        for k, (t, g) in AUTHORS_ISSUE.items()},
         "results": rows,
     }
     print()
