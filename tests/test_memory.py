@@ -178,3 +178,17 @@ def test_clip_term_lets_the_text_tower_go():
     assert text_tower() is None
     with torch.no_grad():
         assert torch.equal(term.probabilities(x), want.softmax(dim=-1))
+
+
+def test_checkpointing_under_bf16_autocast_matches(random_clip):
+    """The recomputation runs under the same autocast as the forward pass."""
+    results = {}
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = NeRCoModel(TINY, CLIPTerm(random_clip), amp="bf16",
+                           checkpointing=checkpointing)
+        random.seed(0)
+        torch.manual_seed(0)
+        results[checkpointing] = [model.optimize_parameters(*_batch(seed=s)) for s in (1, 2)]
+    for plain, ckpt in zip(results[False], results[True]):
+        assert ckpt == pytest.approx(plain, rel=1e-3, abs=1e-5)
