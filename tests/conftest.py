@@ -36,6 +36,20 @@ def random_clip():
     return build_clip(random_init=True)
 
 
+def random_tensor(shape, seed: int) -> torch.Tensor:
+    """A seeded tensor of ``shape`` uniform in [-1, 1) (an image as the networks see it)."""
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def randomise(net: torch.nn.Module, seed: int, scale: float = 0.1) -> torch.nn.Module:
+    """Give every parameter, biases included (init zeroes them), seeded random values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return net
+
+
 def make_image(path: Path, size=(40, 32), seed=0, mode="RGB", dark=False) -> Path:
     rng = np.random.RandomState(seed)
     w, h = size

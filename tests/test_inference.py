@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import random_tensor, randomise
 from torch import nn
 
 from nerco import inference as inference_module
@@ -22,24 +23,11 @@ from nerco.nrn import NRNHead, band_rows
 ATOL = 1e-4
 
 
-def _image(shape, seed: int) -> torch.Tensor:
-    return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def _randomise(net: nn.Module, seed: int, scale: float = 0.1) -> nn.Module:
-    """Non-trivial values for every parameter, biases included (init gives zero biases)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * scale)
-    return net
-
-
 @pytest.fixture(scope="module")
 def nets() -> nn.ModuleDict:
     torch.manual_seed(0)
     built = build_generators(Architecture(ngf=8, netG="resnet_6blocks"), names=ENHANCER_NAMES)
-    return _randomise(built, seed=1).eval().requires_grad_(False)
+    return randomise(built, seed=1).eval().requires_grad_(False)
 
 
 @pytest.fixture()
@@ -57,7 +45,7 @@ def _plain(nets, x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------- inference path
 @pytest.mark.parametrize("shape", [(1, 3, 24, 28), (2, 3, 20, 36)])
 def test_inference_path_equals_plain_layers(nets, always_fast, shape) -> None:
-    x = _image(shape, seed=2)
+    x = random_tensor(shape, seed=2)
     want = _plain(nets, x)
     with torch.no_grad():
         got = enhance(nets["Pre"], nets["H"], nets["G_A"], x)
@@ -70,7 +58,7 @@ def test_inference_path_equals_plain_layers(nets, always_fast, shape) -> None:
 @pytest.mark.parametrize("rows", [None, 1, 4, 7, 100])
 def test_enhancer_odd_sizes_and_bands_equal_plain(nets, always_fast, height, width, rows):
     """Sizes not multiples of 4, bands that do not divide the height, one band, one row."""
-    x = _image((1, 3, height, width), seed=3)
+    x = random_tensor((1, 3, height, width), seed=3)
     padded = nn.functional.pad(x, (0, -width % 4, 0, -height % 4), mode="reflect")
     want = _plain(nets, padded)[..., :height, :width]
     enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"], rows_per_chunk=rows)
@@ -83,7 +71,7 @@ def test_enhancer_odd_sizes_and_bands_equal_plain(nets, always_fast, height, wid
 def test_large_image_takes_inference_path_by_default(nets) -> None:
     """Above FAST_MIN_PIXELS the default enhancer takes the inference path (channels-last
     intermediates), and still equals the plain layers."""
-    x = _image((1, 3, 136, 124), seed=4)  # 16864 pixels ≥ 128·128, 136 not a band multiple
+    x = random_tensor((1, 3, 136, 124), seed=4)  # 16864 pixels ≥ 128·128, 136 not a band multiple
     assert x.shape[-2] * x.shape[-1] >= inference_module.FAST_MIN_PIXELS
     want = _plain(nets, x)
     seen = []
@@ -100,7 +88,7 @@ def test_large_image_takes_inference_path_by_default(nets) -> None:
 
 def test_small_images_keep_the_plain_numbers(nets) -> None:
     """Below FAST_MIN_PIXELS inference is bit for bit the training computation."""
-    x = _image((1, 3, 24, 28), seed=5)
+    x = random_tensor((1, 3, 24, 28), seed=5)
     with torch.no_grad():
         got = enhance(nets["Pre"], nets["H"], nets["G_A"], x)
     assert torch.equal(got, _plain(nets, x))
@@ -108,7 +96,7 @@ def test_small_images_keep_the_plain_numbers(nets) -> None:
 
 def test_enhancer_without_no_grad_takes_inference_path(nets, always_fast) -> None:
     """Nothing requires a gradient: the enhancer drops autograd itself."""
-    x = _image((1, 3, 16, 20), seed=6)
+    x = random_tensor((1, 3, 16, 20), seed=6)
     enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"])
     got = enhancer(x)  # no torch.no_grad() here
     assert not got.requires_grad
@@ -117,7 +105,7 @@ def test_enhancer_without_no_grad_takes_inference_path(nets, always_fast) -> Non
 
 
 def test_mask_only_equals_forward_mask(nets, always_fast) -> None:
-    x = _image((2, 3, 20, 24), seed=7)
+    x = random_tensor((2, 3, 20, 24), seed=7)
     with torch.no_grad():
         _, mask = nets["H"](x)
         assert torch.equal(nets["H"].mask(x), mask)
@@ -127,7 +115,7 @@ def test_mask_only_equals_forward_mask(nets, always_fast) -> None:
 
 
 def test_input_is_not_modified(nets, always_fast) -> None:
-    x = _image((1, 3, 16, 20), seed=8).contiguous(memory_format=torch.channels_last)
+    x = random_tensor((1, 3, 16, 20), seed=8).contiguous(memory_format=torch.channels_last)
     before = x.clone()
     with torch.no_grad():
         Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
@@ -153,7 +141,7 @@ def test_instance_norm_in_place(monkeypatch, dtype, atol, relu) -> None:
 
 @pytest.mark.parametrize("rows", [1, 3, 5, 6, 50])
 def test_nrn_head_bands_equal_convolution(monkeypatch, rows) -> None:
-    head = _randomise(NRNHead(feat_channels=8), seed=10)
+    head = randomise(NRNHead(feat_channels=8), seed=10)
     feat = torch.randn(2, 8, 11, 9, generator=torch.Generator().manual_seed(11))
     with torch.enable_grad():
         want = head(feat).detach()  # one 3×3 convolution on the whole map
@@ -177,7 +165,7 @@ def test_bf16_enhancer_is_close_to_float32(always_fast) -> None:
     torch.manual_seed(13)
     nets = build_generators(Architecture(ngf=8, netG="resnet_6blocks"), names=ENHANCER_NAMES)
     nets.eval().requires_grad_(False)
-    x = _image((1, 3, 40, 36), seed=12) * 0.2 - 0.7  # dark: small steps on a large offset
+    x = random_tensor((1, 3, 40, 36), seed=12) * 0.2 - 0.7  # dark: small steps on a large offset
     with torch.no_grad():
         want = Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
         got = Enhancer(nets["Pre"], nets["H"], nets["G_A"], amp="bf16")(x)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_tensor, randomise
 from synth import network_manifests
 from torch import nn
 
@@ -34,20 +35,6 @@ from nerco.networks import define_D, define_G, init_weights
 from nerco.nrn import NRN, NRNHead
 
 ALL_NETS = ("G_A", "G_B", "Pre", "H", "D_A", "D_B", "D_A_edge", "D_B_edge")
-
-
-def _randomise(net: nn.Module, seed: int, scale: float = 0.1) -> nn.Module:
-    """Give every parameter (biases included) non-trivial random values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * scale)
-    return net
-
-
-def _image(shape, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(shape, generator=gen) * 2 - 1
 
 
 def _count(net: nn.Module, kind: type) -> int:
@@ -136,7 +123,7 @@ def _mlp_of(head: NRNHead) -> nn.Sequential:
 
 @pytest.fixture()
 def random_head() -> NRNHead:
-    return _randomise(NRNHead(feat_channels=8), seed=1)
+    return randomise(NRNHead(feat_channels=8), seed=1)
 
 
 @pytest.mark.parametrize("size", [(8, 8), (6, 10)])
@@ -192,12 +179,12 @@ def test_nrn_head_rows_per_chunk_matches_direct(random_head, rows: int) -> None:
 @pytest.fixture(scope="module")
 def small_nrn() -> NRN:
     torch.manual_seed(5)
-    return _randomise(NRN(ngf=8), seed=5, scale=0.05).eval()
+    return randomise(NRN(ngf=8), seed=5, scale=0.05).eval()
 
 
 @pytest.mark.parametrize("rows", [1, 3, 5])
 def test_nrn_rows_per_chunk_matches_direct(small_nrn, rows: int) -> None:
-    x = _image((1, 3, 12, 16), seed=6)
+    x = random_tensor((1, 3, 12, 16), seed=6)
     with torch.no_grad():
         direct = small_nrn(x)
         chunked = small_nrn(x, rows_per_chunk=rows)
@@ -206,7 +193,7 @@ def test_nrn_rows_per_chunk_matches_direct(small_nrn, rows: int) -> None:
 
 
 def test_nrn_batch_of_three_equals_single_images(small_nrn) -> None:
-    x = _image((3, 3, 12, 16), seed=7)
+    x = random_tensor((3, 3, 12, 16), seed=7)
     with torch.no_grad():
         batch = small_nrn(x)
         batch_chunked = small_nrn(x, rows_per_chunk=5)
@@ -229,9 +216,9 @@ def test_nrn_head_batch_equals_released_per_image(random_head) -> None:
 # ----------------------------------------------------------------- 4. other networks
 def test_resnet_generator_shape_and_range() -> None:
     torch.manual_seed(0)
-    net = _randomise(define_G(6, 3, ngf=8, netG="resnet_6blocks"), seed=9, scale=0.3)
+    net = randomise(define_G(6, 3, ngf=8, netG="resnet_6blocks"), seed=9, scale=0.3)
     with torch.no_grad():
-        out = net(_image((2, 6, 16, 20), seed=10))
+        out = net(random_tensor((2, 6, 16, 20), seed=10))
     assert out.shape == (2, 3, 16, 20)
     assert out.min() >= -1 and out.max() <= 1
     assert out.abs().max() > 0.5  # the tanh is reached, the output is not trivially small
@@ -250,8 +237,8 @@ def test_resnet_generator_block_count(netG: str, blocks: int) -> None:
 
 @pytest.fixture()
 def mask_extractor() -> MaskExtractor:
-    net = _randomise(MaskExtractor(ngf=8), seed=11, scale=0.2)
-    x = _image((2, 3, 13, 17), seed=12)
+    net = randomise(MaskExtractor(ngf=8), seed=11, scale=0.2)
+    x = random_tensor((2, 3, 13, 17), seed=12)
     with torch.no_grad():  # make sure the channel-attention bottleneck is active (ReLU > 0)
         feat = net.model(x)
         pooled = torch.cat([feat.mean((2, 3), keepdim=True), feat.amax((2, 3), keepdim=True)], 1)
@@ -262,7 +249,7 @@ def mask_extractor() -> MaskExtractor:
 
 
 def test_mask_extractor_outputs(mask_extractor) -> None:
-    x = _image((2, 3, 13, 17), seed=12)
+    x = random_tensor((2, 3, 13, 17), seed=12)
     with torch.no_grad():
         hm, mask = mask_extractor(x)
     assert hm.shape == (2, 3, 13, 17)
@@ -275,7 +262,7 @@ def test_mask_extractor_outputs(mask_extractor) -> None:
 def test_mask_extractor_matches_spec_formula(mask_extractor) -> None:
     """§1.3 written out with functional ops on the module's weights."""
     net = mask_extractor
-    x = _image((2, 3, 13, 17), seed=12)
+    x = random_tensor((2, 3, 13, 17), seed=12)
     with torch.no_grad():
         feat = net.model(x)
         assert feat.shape[-2:] == (13 + 6, 17 + 6)
@@ -303,7 +290,7 @@ def test_mask_extractor_bottleneck(ngf: int, bottleneck: int) -> None:
 
 @pytest.mark.parametrize("layer", ["conv_ca", "fc1"])
 def test_attention_weights_change_mask_but_not_hm(mask_extractor, layer: str) -> None:
-    x = _image((2, 3, 13, 17), seed=12)
+    x = random_tensor((2, 3, 13, 17), seed=12)
     with torch.no_grad():
         hm, mask = mask_extractor(x)
         changed = copy.deepcopy(mask_extractor)
@@ -324,12 +311,12 @@ def test_patchgan_basic_shape() -> None:
     assert _count(net, nn.InstanceNorm2d) == 3
     assert _count(net, nn.LeakyReLU) == 4
     with torch.no_grad():
-        out = net(_image((2, 3, 64, 64), seed=14))
+        out = net(random_tensor((2, 3, 64, 64), seed=14))
     assert out.shape == (2, 1, 6, 6)
 
 
 def test_patchgan_n_layers_and_pixel_shapes() -> None:
-    x = _image((2, 3, 64, 64), seed=15)
+    x = random_tensor((2, 3, 64, 64), seed=15)
     two = define_D(3, ndf=8, netD="n_layers", n_layers_D=2)
     assert isinstance(two, NLayerDiscriminator)
     assert _count(two, nn.Conv2d) == 4
@@ -381,7 +368,7 @@ def test_edge_operator_deterministic_matches_numpy() -> None:
 
 
 def test_edge_operator_random_projection_uses_global_rng() -> None:
-    x = _image((1, 3, 8, 8), seed=16)
+    x = random_tensor((1, 3, 8, 8), seed=16)
     op = EdgeOperator(random_projection=True)
     assert len(list(op.parameters())) == 0 and len(op.state_dict()) == 0
     first, second = op(x), op(x)
@@ -466,7 +453,7 @@ def _enhancer(nets, rows=None) -> Enhancer:
 
 @pytest.mark.parametrize("height, width", [(23, 37), (30, 41)])
 def test_enhancer_keeps_any_size(small_enhancer_nets, height: int, width: int) -> None:
-    x = _image((1, 3, height, width), seed=18)
+    x = random_tensor((1, 3, height, width), seed=18)
     with torch.no_grad():
         out = _enhancer(small_enhancer_nets)(x)
     assert out.shape == (1, 3, height, width)
@@ -475,7 +462,7 @@ def test_enhancer_keeps_any_size(small_enhancer_nets, height: int, width: int) -
 
 def test_enhancer_equals_enhance_when_divisible_by_4(small_enhancer_nets) -> None:
     nets = small_enhancer_nets
-    x = _image((1, 3, 16, 20), seed=19)
+    x = random_tensor((1, 3, 16, 20), seed=19)
     with torch.no_grad():
         got = _enhancer(nets)(x)
         want = enhance(nets["Pre"], nets["H"], nets["G_A"], x)
@@ -515,7 +502,7 @@ def test_load_enhancer_round_trip(tmp_path, small_enhancer_nets) -> None:
     loaded = load_enhancer(str(tmp_path), epoch=7, device="cpu")
     assert not loaded.training
     assert all(not p.requires_grad for p in loaded.parameters())
-    x = _image((1, 3, 12, 13), seed=20)
+    x = random_tensor((1, 3, 12, 13), seed=20)
     with torch.no_grad():
         want = _enhancer(small_enhancer_nets)(x)
     assert torch.equal(loaded(x), want)
@@ -525,7 +512,7 @@ def test_load_enhancer_round_trip(tmp_path, small_enhancer_nets) -> None:
 
 # ---------------------------------------------------------------- 8. checkpoints
 def _small_h(seed: int, ngf: int = 8) -> MaskExtractor:
-    return _randomise(MaskExtractor(ngf=ngf), seed=seed)
+    return randomise(MaskExtractor(ngf=ngf), seed=seed)
 
 
 def test_network_path_format() -> None:
