@@ -54,16 +54,19 @@ class MaskExtractor(nn.Module):
         self.conv_ca = nn.Conv2d(2 * ngf, ngf, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fast = fast_inference(x)
-        feat = run_inference(self.model, x) if fast else self.model(x)  # (N, ngf, H+6, W+6)
+        feat, fast = self._features(x)
         residual = torch.tanh(self.output(feat))
         return residual, self._mask(feat, fast)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """Only the mask, (N, 1, H, W) in (0, 1): what inference needs (spec §5). Same
         values as ``forward(x)[1]`` without the 7×7 output convolution."""
+        return self._mask(*self._features(x))
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The trunk's F, (N, ngf, H + 6, W + 6), and whether it took the inference path."""
         fast = fast_inference(x)
-        return self._mask(run_inference(self.model, x) if fast else self.model(x), fast)
+        return (run_inference(self.model, x) if fast else self.model(x)), fast
 
     def _mask(self, feat: torch.Tensor, fast: bool) -> torch.Tensor:
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).

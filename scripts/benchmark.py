@@ -87,6 +87,13 @@ def _peak_memory_mb(torch, device) -> tuple[float, str]:
     return rss / (2**20 if sys.platform == "darwin" else 2**10), "peak_rss"
 
 
+def _images(torch, device, spec: dict, count: int) -> list:
+    """``count`` random (1, 3, H, W) images in [-1, 1) of the case's size: the same inputs
+    for our code and the authors' (``_setup`` seeded the generator)."""
+    width, height = spec["size"]
+    return [torch.rand(1, 3, height, width, device=device) * 2 - 1 for _ in range(count)]
+
+
 def _time_runs(torch, device, step, reps: int) -> list[float]:
     times = []
     for _ in range(reps):
@@ -128,8 +135,7 @@ def _child_infer(spec: dict) -> dict:
     amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}  # older checkouts: fp32
     enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"], **amp)
     enhancer.eval().requires_grad_(False).to(device)
-    width, height = spec["size"]
-    x = torch.rand(1, 3, height, width, device=device) * 2 - 1
+    (x,) = _images(torch, device, spec, 1)
 
     def step():
         with torch.inference_mode():
@@ -156,9 +162,7 @@ def _child_train(spec: dict) -> dict:
         options["checkpointing"] = True
     model = NeRCoModel(Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip),
                        **options).to(device)
-    side = spec["size"][0]
-    real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
-    real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
+    real_A, real_B = _images(torch, device, spec, 2)
 
     def step():
         model.optimize_parameters(real_A, real_B)
@@ -205,7 +209,7 @@ _AUTHORS_CPU_PORT = (
 _RN50 = (1024, 224, (3, 4, 6, 3), 64, None, 77, 49408, 512, 8, 12)
 
 
-def _authors_model(spec: dict, torch, device, train: bool):
+def _authors_model(spec: dict, device, train: bool):
     """The authors' ``NeRComodel`` built from the checkout ``spec["authors"]``."""
     import types
 
@@ -247,11 +251,10 @@ def _authors_model(spec: dict, torch, device, train: bool):
 
 def _child_authors_infer(spec: dict) -> dict:
     torch, device = _setup(spec)
-    model = _authors_model(spec, torch, device, train=False)
+    model = _authors_model(spec, device, train=False)
     for net in (model.netPre, model.netH, model.netG_A):
         net.eval()
-    width, height = spec["size"]
-    x = torch.rand(1, 3, height, width, device=device) * 2 - 1
+    (x,) = _images(torch, device, spec, 1)
 
     def step():
         with torch.no_grad():
@@ -266,10 +269,8 @@ def _child_authors_infer(spec: dict) -> dict:
 
 def _child_authors_train(spec: dict) -> dict:
     torch, device = _setup(spec)
-    model = _authors_model(spec, torch, device, train=True)
-    side = spec["size"][0]
-    real_A = torch.rand(1, 3, side, side, device=device) * 2 - 1
-    real_B = torch.rand(1, 3, side, side, device=device) * 2 - 1
+    model = _authors_model(spec, device, train=True)
+    real_A, real_B = _images(torch, device, spec, 2)
     model.set_input({"A": real_A, "B": real_B, "A_paths": [""], "B_paths": [""]})
     if spec.get("count"):
         return {"flops": _count_flops(model.optimize_parameters)[0]}

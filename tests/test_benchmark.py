@@ -80,5 +80,5 @@ def test_authors_cpu_port_refuses_unknown_code(tmp_path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("import torch\n")
     with pytest.raises(SystemExit, match="has no '.cuda\\(\\)'; --authors must be a checkout"):
-        benchmark._authors_model({"authors": str(tmp_path), "ngf": 64}, torch,
-                                 torch.device("cpu"), train=True)
+        benchmark._authors_model({"authors": str(tmp_path), "ngf": 64}, torch.device("cpu"),
+                                 train=True)
