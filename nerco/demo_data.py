@@ -57,13 +57,19 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from nerco.demo_manifest import (
+    FORMAT_VERSION,
+    GENERATOR,
+    MANIFEST,
+    SPLIT_FOLDERS,
+    check_replaceable,
+    is_complete,
+    remove_own,
+)
 from nerco.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
-SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -226,55 +232,38 @@ def _settings_json(settings: DemoSettings) -> dict:
     return json.loads(json.dumps(asdict(settings)))  # tuples → lists, as read back
 
 
-def is_complete(out: str, settings: DemoSettings) -> bool:
-    """True when ``out`` holds this settings' manifest and every listed file, unaltered."""
-    try:
-        with open(os.path.join(out, MANIFEST)) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):
-        return False
-    if manifest.get("version") != FORMAT_VERSION or \
-            manifest.get("settings") != _settings_json(settings):
-        return False
-    for record in manifest.get("images", []):
-        try:
-            with open(os.path.join(out, record["file"]), "rb") as handle:
-                if hashlib.sha256(handle.read()).hexdigest() != record["sha256"]:
-                    return False
-        except OSError:
-            return False
-    return bool(manifest.get("images"))
-
-
 def build_demo_dataset(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
                        force: bool = False) -> bool:
     """Build the dataset in ``out`` (built in a temporary folder, then moved into place).
 
     Returns False when ``out`` was already complete for these settings (nothing written).
+    ``force`` rebuilds an existing demo dataset (other settings, or complete); it never
+    removes a folder holding anything this module did not write (see
+    :func:`nerco.demo_manifest.foreign_content`).
 
     Raises:
-        UserError: ``out`` exists and holds something else (no manifest, or one with other
-            settings) and ``force`` is not set.
+        UserError: ``out`` holds something else than this module's output, or a demo
+            dataset with other settings and ``force`` is not set.
     """
     out = os.fspath(out)
-    if not force and is_complete(out, settings):
+    if not force and is_complete(out, _settings_json(settings)):
         logger.info("%s is complete for these settings: nothing to do (--force rebuilds)", out)
         return False
-    if os.path.exists(out) and os.listdir(out) and not force:
-        raise UserError(f"{out} exists and is not this demo dataset (other settings, altered "
-                        f"or foreign files): pass --force to replace it, or choose another --out")
+    check_replaceable(out, force)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".demo-", dir=parent)
     try:
         records = _build(settings, staging)
-        manifest = {"generator": "nerco.demo_data", "version": FORMAT_VERSION,
+        manifest = {"generator": GENERATOR, "version": FORMAT_VERSION,
                     "settings": _settings_json(settings), "images": records}
         with open(os.path.join(staging, MANIFEST), "w") as handle:
             json.dump(manifest, handle, indent=1)
             handle.write("\n")
-        if os.path.exists(out):
-            shutil.rmtree(out)
+        if os.path.isdir(out) and os.listdir(out):
+            remove_own(out)  # checks again: it may have changed while building
+        elif os.path.isdir(out):
+            os.rmdir(out)
         os.replace(staging, out)
     finally:
         if os.path.exists(staging):
@@ -301,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="test crops per photograph")
     parser.add_argument("--exposure", type=float, nargs=2, default=defaults.exposure,
                         metavar=("MIN", "MAX"), help="range of the exposure factor k")
-    parser.add_argument("--force", action="store_true", help="rebuild even if complete")
+    parser.add_argument("--force", action="store_true",
+                        help="rebuild a demo dataset (complete, or with other settings); a "
+                             "folder holding anything else is never removed")
     args = parser.parse_args(argv)
     from nerco.runtime import setup_logging
 

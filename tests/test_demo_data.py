@@ -130,18 +130,105 @@ def test_rerun_skips_and_force_rebuilds(built, tmp_path):
     stamp = (out / "manifest.json").stat().st_mtime_ns
     assert not build_demo_dataset(out, SMALL)  # complete: nothing written
     assert (out / "manifest.json").stat().st_mtime_ns == stamp
-    (out / "trainA" / "astronaut_00.png").write_bytes(b"altered")
+    assert build_demo_dataset(out, SMALL, force=True)  # complete, rebuilt when asked
+    assert (out / "manifest.json").stat().st_mtime_ns != stamp
+    assert _hashes(out) == _hashes(built)
+    (out / "trainA" / "astronaut_00.png").unlink()  # incomplete: --force rebuilds it
     with pytest.raises(UserError, match="--force"):
         build_demo_dataset(out, SMALL)
     assert build_demo_dataset(out, SMALL, force=True)
     assert _hashes(out) == _hashes(built)
 
 
+def test_force_rebuilds_a_demo_dataset_with_other_settings(built, tmp_path):
+    out = tmp_path / "d"
+    other = dataclasses.replace(SMALL, seed=1)
+    assert build_demo_dataset(out, other)
+    with pytest.raises(UserError, match="other settings"):
+        build_demo_dataset(out, SMALL)
+    assert build_demo_dataset(out, SMALL, force=True)
+    assert _hashes(out) == _hashes(built)
+
+
+@pytest.mark.parametrize("change", ["user file", "user folder", "edited image", "link"])
+def test_force_never_removes_what_it_did_not_write(built, tmp_path, change):
+    out = tmp_path / "d"
+    assert build_demo_dataset(out, SMALL)
+    if change == "user file":
+        (out / "trainA" / "my_notes.txt").write_text("keep me")
+    elif change == "user folder":
+        (out / "runs").mkdir()
+        (out / "runs" / "result.png").write_bytes(b"mine")
+    elif change == "edited image":
+        (out / "testB" / "chelsea_00.png").write_bytes(b"my retouched version")
+    else:
+        (out / "trainB" / "photo.png").symlink_to(tmp_path / "elsewhere.png")
+    before = _hashes(out)
+    with pytest.raises(UserError, match="nothing was removed") as info:
+        build_demo_dataset(out, SMALL, force=True)
+    assert "\n" not in str(info.value)
+    assert _hashes(out) == before
+    if change == "edited image":  # no longer complete: refused without --force too
+        with pytest.raises(UserError, match="nothing was removed"):
+            build_demo_dataset(out, SMALL)
+    else:  # the demo's own files are complete: nothing to do
+        assert not build_demo_dataset(out, SMALL)
+    assert _hashes(out) == before
+
+
+def test_force_refuses_folders_that_are_not_demo_datasets(tmp_path):
+    plain = tmp_path / "plain"
+    (plain / "trainA").mkdir(parents=True)
+    (plain / "mine.txt").write_text("keep me")
+    (plain / "trainA" / "photo.png").write_bytes(b"mine")
+    imposter = tmp_path / "imposter"  # a manifest, but another program's
+    imposter.mkdir()
+    (imposter / "manifest.json").write_text(json.dumps({"generator": "other", "images": []}))
+    for folder in (plain, imposter):
+        before = _hashes(folder)
+        for force in (False, True):
+            with pytest.raises(UserError, match="not a demo dataset"):
+                build_demo_dataset(folder, SMALL, force=force)
+            assert _hashes(folder) == before
+    a_file = tmp_path / "file"
+    a_file.write_text("keep me")
+    with pytest.raises(UserError, match="not a folder"):
+        build_demo_dataset(a_file, SMALL, force=True)
+    assert a_file.read_text() == "keep me"
+
+
+def test_force_removes_only_files_inside_the_folder(built, tmp_path):
+    """A manifest that lists a path outside the folder does not make --force delete it."""
+    out, victim = tmp_path / "d", tmp_path / "victim.txt"
+    assert build_demo_dataset(out, SMALL)
+    victim.write_text("keep me")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["images"].append({"file": "../victim.txt",
+                               "sha256": hashlib.sha256(b"keep me").hexdigest()})
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert build_demo_dataset(out, SMALL, force=True)
+    assert victim.read_text() == "keep me"
+    assert _hashes(out) == _hashes(built)
+
+
 def test_refuses_foreign_folder(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
-    with pytest.raises(UserError, match="not this demo dataset"):
+    with pytest.raises(UserError, match="not a demo dataset"):
         build_demo_dataset(tmp_path, SMALL)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_command_line_force_refuses_in_one_line(tmp_path):
+    """The issue's reproduction: --force over a folder holding a user's file."""
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "thesis.tex").write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "nerco.demo_data", "--out", str(out), "--force"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "thesis.tex" in lines[0], lines
+    assert (out / "thesis.tex").read_text() == "keep me"
 
 
 def test_command_line(tmp_path, monkeypatch):
