@@ -17,11 +17,10 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from data.sizes import PREPROCESS_CHOICES, nearest_multiple_size, scale_width_size
 from nerco.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 _PIL_TO_TV = {
     Image.NEAREST: InterpolationMode.NEAREST,
@@ -63,11 +62,8 @@ class ScaleWidth:
         self.method = method
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        ow, oh = img.size
-        if ow == self.width and oh >= self.min_height:
-            return img
-        h = int(max(self.width * oh / ow, self.min_height))
-        return img.resize((self.width, h), self.method)
+        size = scale_width_size(*img.size, self.width, self.min_height)
+        return img if size == img.size else img.resize(size, self.method)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(width={self.width}, min_height={self.min_height})"
@@ -92,9 +88,8 @@ class MakeMultiple:
 
     def __call__(self, img: Image.Image) -> Image.Image:
         ow, oh = img.size
-        h = max(self.base, int(round(oh / self.base) * self.base))
-        w = max(self.base, int(round(ow / self.base) * self.base))
-        if h == oh and w == ow:
+        w, h = nearest_multiple_size(ow, oh, self.base)
+        if (w, h) == (ow, oh):
             return img
         if not self._warned:
             logger.warning(

@@ -132,6 +132,67 @@ def test_get_transform_shapes(preprocess, expected):
     assert out.dtype == torch.float32 and out.min() >= -1 and out.max() <= 1
 
 
+def _gradient(width: int, height: int) -> Image.Image:
+    """Every pixel different: red grows to the right, green downwards."""
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    return Image.fromarray(np.stack([x, y, 255 - x], -1).round().astype(np.uint8))
+
+
+@pytest.mark.parametrize("size, expected", [
+    ((60, 40), (48, 32)),    # width to 48, height kept in proportion
+    ((30, 90), (48, 144)),   # a tall image grows
+    ((96, 20), (48, 24)),    # proportion would give 10: crop_size is the least height
+    ((48, 30), (48, 30)),    # already 48 wide and tall enough: untouched
+])
+def test_scale_width_scales_the_whole_image_to_the_width(size, expected):
+    img = _gradient(*size)
+    out = get_transform(preprocess="scale_width", load_size=48, crop_size=24, no_flip=True,
+                        convert=False)(img)
+    assert out.size == expected
+    want = img if expected == size else img.resize(expected, Image.BICUBIC)
+    assert np.array_equal(np.asarray(out), np.asarray(want))  # scaled, not cropped
+
+
+def test_scale_width_and_crop_cuts_from_the_width_scaled_image():
+    img = _gradient(90, 60)
+    scaled = np.asarray(img.resize((48, 32), Image.BICUBIC))
+    transform = get_transform(preprocess="scale_width_and_crop", load_size=48, crop_size=24,
+                              no_flip=True, convert=False)
+    corners = set()
+    for seed in range(6):
+        torch.manual_seed(seed)
+        crop = np.asarray(transform(img))
+        assert crop.shape == (24, 24, 3)
+        where = [(top, left) for top in range(32 - 24 + 1) for left in range(48 - 24 + 1)
+                 if np.array_equal(scaled[top:top + 24, left:left + 24], crop)]
+        assert len(where) == 1, seed
+        corners |= set(where)
+    assert len(corners) > 1  # a random window
+
+
+def test_preprocessed_size_is_what_the_transforms_give():
+    from data.sizes import PREPROCESS_CHOICES, preprocessed_size
+
+    sizes = [(33, 25), (25, 33), (48, 20), (48, 60), (100, 30), (37, 23), (64, 64), (5, 7)]
+    for preprocess in PREPROCESS_CHOICES:
+        transform = get_transform(preprocess=preprocess, load_size=48, crop_size=24,
+                                  no_flip=True, convert=False)
+        for size in sizes:
+            out = transform(Image.new("RGB", size))
+            assert out.size == preprocessed_size(preprocess, *size, 48, 24), (preprocess, size)
+
+
+def test_unaligned_scale_width_items(tmp_path):
+    _save_rgb(tmp_path / "trainA" / "a.png", 60, 40)
+    _save_rgb(tmp_path / "trainB" / "b.png", 90, 60)
+    ds = UnalignedDataset(tmp_path, preprocess="scale_width", load_size=48, crop_size=24)
+    assert tuple(ds[0]["A"].shape) == tuple(ds[0]["B"].shape) == (3, 32, 48)
+    ds = UnalignedDataset(tmp_path, preprocess="scale_width_and_crop", load_size=48,
+                          crop_size=24)
+    assert tuple(ds[0]["A"].shape) == tuple(ds[0]["B"].shape) == (3, 24, 24)
+
+
 def test_get_transform_invalid_preprocess():
     with pytest.raises(UserError, match="--preprocess"):
         get_transform(preprocess="resize")
