@@ -34,17 +34,18 @@ def check_amp(amp: str, device) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     options = TrainOptions()
-    opt = options.parse(argv)
-    save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    rank = int(os.environ.get("RANK", "0"))
-    # Under torchrun only rank 0 writes train.log and prints progress; the others report
-    # warnings and errors.
-    if rank == 0:
-        setup_logging(os.path.join(save_dir, "train.log"))
-    else:
-        setup_logging(level=logging.WARNING)
+    setup_logging()  # until the options name the log file
     context = None
     try:
+        opt = options.parse(argv)  # a bad option: one line, before torch is imported
+        save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        rank = int(os.environ.get("RANK", "0"))
+        # Under torchrun only rank 0 writes train.log and prints progress; the others report
+        # warnings and errors.
+        if rank == 0:
+            setup_logging(os.path.join(save_dir, "train.log"))
+        else:
+            setup_logging(level=logging.WARNING)
         if rank == 0:
             logger.info(save_options(opt, options.parser, save_dir))
         if opt.seed is not None:

@@ -6,6 +6,8 @@ import argparse
 
 from nerco.errors import UserError
 from options.base_options import BaseOptions
+from options.choices import AMP_MODES
+from options.values import Int
 
 
 class TestOptions(BaseOptions):
@@ -15,12 +17,8 @@ class TestOptions(BaseOptions):
         parser = super().initialize(parser)
         parser.add_argument("--results_dir", default="./results",
                             help="results go to <results_dir>/<name>/<phase>_<epoch>/")
-        parser.add_argument("--aspect_ratio", type=float, default=1.0,
-                            help="aspect ratio of saved result images")
         parser.add_argument("--phase", default="test", help="input folder is <dataroot>/<phase>A")
-        parser.add_argument("--eval", action="store_true",
-                            help="kept for compatibility: the enhancer always runs in eval mode")
-        parser.add_argument("--num_test", type=int, default=None,
+        parser.add_argument("--num_test", type=Int(1), default=None,
                             help="enhance at most this many images")
         parser.add_argument("--input", default=None,
                             help="a photo, or a folder of photos searched at any depth, to enhance "
@@ -32,7 +30,7 @@ class TestOptions(BaseOptions):
                             help="ground-truth folder (same file stems as the inputs): score "
                                  "PSNR/SSIM after enhancing, write scores.json and index.html "
                                  "with input | NeRCo | ground truth and the scores")
-        parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
+        parser.add_argument("--amp", default="none", choices=AMP_MODES,
                             help="run the convolutions in bfloat16 (about 2x faster on CPUs "
                                  "with bf16 instructions and on GPUs) or float16 (GPUs)")
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.

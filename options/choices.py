@@ -1,0 +1,25 @@
+"""The names and defaults the options offer, without importing torch.
+
+Each table mirrors the one in the module that uses it (named beside it), so that a command
+with a bad option stops before torch loads; tests/test_options.py fails when they drift
+apart.
+"""
+
+from __future__ import annotations
+
+from data.sizes import PREPROCESS_CHOICES
+
+GENERATORS = ("resnet_9blocks", "resnet_6blocks")      # nerco.networks.GENERATOR_BLOCKS
+DISCRIMINATORS = ("basic", "n_layers", "pixel")        # nerco.networks.DISCRIMINATORS
+NORMS = ("instance", "batch", "none")                  # nerco.generator.get_norm_layer
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")  # nerco.networks.INIT_TYPES
+LR_POLICIES = ("linear", "step", "plateau", "cosine")  # nerco.networks.LR_POLICIES
+GAN_MODES = ("lsgan", "vanilla", "wgangp")             # nerco.losses.GAN_MODES
+OBJECTIVES = ("official", "paper")                     # nerco.model.OBJECTIVES
+AMP_MODES = ("none", "bf16", "fp16")
+#: nerco.losses.LossWeights' defaults, the release's factors.
+LOSS_WEIGHTS = {"lambda_A": 10.0, "lambda_B": 10.0, "lambda_identity": 0.5, "lambda_pre": 4.0,
+                "lambda_clip": 0.5, "lambda_edge": 0.5, "lambda_mask": 0.5}
+
+__all__ = ["AMP_MODES", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "INIT_TYPES",
+           "LOSS_WEIGHTS", "LR_POLICIES", "NORMS", "OBJECTIVES", "PREPROCESS_CHOICES"]
