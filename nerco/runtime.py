@@ -1,4 +1,8 @@
-"""Run-time set-up shared by the command-line tools: logging, device choice, seeding."""
+"""Run-time set-up shared by the command-line tools: logging, device choice, seeding.
+
+torch and NumPy are imported where they are used, so the tools can set up logging and check
+their options before loading them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ import logging
 import os
 import random
 import sys
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from nerco.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +38,14 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
 
 def select_device(gpu_ids: str = "0") -> torch.device:
     """``--gpu_ids``: -1 forces the CPU; otherwise the first listed CUDA GPU when CUDA is
-    available, else the CPU with a one-line notice."""
+    available, else the CPU with a one-line notice.
+
+    A process uses one GPU: with several ids, a notice says which one and how to use the
+    others (``torchrun``). Under ``torchrun`` the process's ``LOCAL_RANK`` picks the GPU
+    (:func:`nerco.distributed.setup`), so the ids only choose GPU or CPU.
+    """
+    import torch
+
     try:
         ids = [int(part) for part in str(gpu_ids).split(",") if part.strip()]
     except ValueError:
@@ -48,11 +60,23 @@ def select_device(gpu_ids: str = "0") -> torch.device:
     if ids[0] >= torch.cuda.device_count():
         raise UserError(f"--gpu_ids {gpu_ids}: GPU {ids[0]} does not exist "
                         f"({torch.cuda.device_count()} visible)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if ids != [0] and os.environ.get("RANK", "0") == "0":
+            logger.warning("--gpu_ids %s: under torchrun each process uses the GPU of its "
+                           "LOCAL_RANK (choose the GPUs with CUDA_VISIBLE_DEVICES)", gpu_ids)
+    elif len(ids) > 1:
+        logger.warning("--gpu_ids %s: one process uses one GPU, so only GPU %d is used; to "
+                       "train on all %d, start train.py with torchrun --nproc_per_node %d "
+                       "(README: Several GPUs, several machines)", gpu_ids, ids[0], len(ids),
+                       len(ids))
     return torch.device("cuda", ids[0])
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy and torch (all devices)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
