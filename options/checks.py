@@ -127,6 +127,13 @@ def check_clip_weights(opt: argparse.Namespace) -> None:
                         f"open_clip RN50 checkpoint, or 'random' (smoke tests only)")
 
 
+def check_folder(flag: str, path: str | None) -> None:
+    """A folder the command writes into (created when missing) must not be a file."""
+    if path and os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {path} is a file, not a folder: give a folder (it is created "
+                        f"when missing)")
+
+
 def format_suffix(opt: argparse.Namespace) -> str:
     """``--suffix`` with ``{option}`` fields filled in from the options.
 
@@ -149,4 +156,7 @@ def check_training(opt: argparse.Namespace) -> None:
     check_sizes(opt)
     check_schedule(opt)
     check_clip_weights(opt)
+    check_folder("--checkpoints_dir", opt.checkpoints_dir)
+    check_folder(f"--name {opt.name}: the run folder", os.path.join(opt.checkpoints_dir,
+                                                                   opt.name))
     check_image_sizes(opt)

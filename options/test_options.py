@@ -6,6 +6,7 @@ import argparse
 
 from nerco.errors import UserError
 from options.base_options import BaseOptions
+from options.checks import check_folder
 from options.choices import AMP_MODES
 from options.values import Int
 
@@ -57,4 +58,8 @@ class TestOptions(BaseOptions):
         if opt.output and not opt.input:
             raise UserError("--output goes with --input; with --dataroot, results go to "
                             "--results_dir")
+        if opt.input:
+            check_folder("--output", opt.output)
+        else:
+            check_folder("--results_dir", opt.results_dir)
         return opt

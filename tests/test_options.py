@@ -154,6 +154,22 @@ def test_removed_flags_point_the_way(tmp_path, capsys):
                 assert "drop the flag" in lines[0]
 
 
+def test_output_folders_that_are_files(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    (tmp_path / "photo.png").write_bytes(b"")
+    for script, args, flag in [
+        ("train.py", ["--checkpoints_dir", a_file], "--checkpoints_dir"),
+        ("train.py", ["--checkpoints_dir", tmp_path, "--name", "a_file"], "--name a_file"),
+        ("test.py", ["--results_dir", a_file], "--results_dir"),
+        ("test.py", ["--input", tmp_path / "photo.png", "--output", a_file,
+                     "--dataroot", ""], "--output"),
+    ]:
+        status, lines = run_main(script, base_args(script, tmp_path) + args, capsys)
+        assert status == 2 and len(lines) == 1 and flag in lines[0], lines
+        assert "is a file" in lines[0]
+
+
 def test_typo_suggests_the_option(tmp_path, capsys):
     status, lines = run_main("train.py", base_args("train.py", tmp_path) +
                              ["--lr_polcy", "step"], capsys)
@@ -343,6 +359,7 @@ def test_cropping_modes_do_not_read_the_images(tmp_path):
     ("train.py", ["--model", "cycle_gan"], "--model"),
     ("test.py", ["--num_test", "0"], "--num_test"),
     ("test.py", ["--amp", "fp32"], "--amp"),
+    ("test.py", ["--suffix", "{size}"], "--suffix"),
 ])
 def test_commands_refuse_before_importing_torch(tmp_path, script, args, needle):
     """As a user runs them; the refusal comes before torch (and CLIP, the networks) load."""
