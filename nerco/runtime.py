@@ -57,8 +57,9 @@ def select_device(gpu_ids: str = "0") -> torch.device:
     if not torch.cuda.is_available():
         logger.info("CUDA is not available: running on the CPU (pass --gpu_ids -1 to say so)")
         return torch.device("cpu")
-    if ids[0] >= torch.cuda.device_count():
-        raise UserError(f"--gpu_ids {gpu_ids}: GPU {ids[0]} does not exist "
+    missing = [i for i in ids if i >= torch.cuda.device_count()]
+    if missing:
+        raise UserError(f"--gpu_ids {gpu_ids}: GPU {missing[0]} does not exist "
                         f"({torch.cuda.device_count()} visible)")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if ids != [0] and os.environ.get("RANK", "0") == "0":

@@ -392,6 +392,8 @@ def test_gpu_ids_several_gpus_says_one_is_used(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="nerco.runtime"):
         assert select_device("1") == torch.device("cuda", 1)
     assert not caplog.records
+    with pytest.raises(UserError, match="--gpu_ids 0,4: GPU 4 does not exist"):
+        select_device("0,4")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with caplog.at_level(logging.INFO, logger="nerco.runtime"):
         select_device("2,3")
