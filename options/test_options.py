@@ -7,7 +7,6 @@ import argparse
 from nerco.errors import UserError
 from options.base_options import BaseOptions
 from options.checks import check_folder
-from options.choices import AMP_MODES
 from options.values import Int
 
 
@@ -31,7 +30,7 @@ class TestOptions(BaseOptions):
                             help="ground-truth folder (same file stems as the inputs): score "
                                  "PSNR/SSIM after enhancing, write scores.json and index.html "
                                  "with input | NeRCo | ground truth and the scores")
-        parser.add_argument("--amp", default="none", choices=AMP_MODES,
+        parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
                             help="run the convolutions in bfloat16 (about 2x faster on CPUs "
                                  "with bf16 instructions and on GPUs) or float16 (GPUs)")
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.
