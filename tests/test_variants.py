@@ -9,10 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from clip_stand_in import small_clip_term
 from conftest import random_tensor
-from torch import nn
 
-from nerco.clip_term import CLIPTerm
 from nerco.losses import GANLoss
 from nerco.model import Architecture, NeRCoModel
 from nerco.networks import define_D
@@ -83,19 +82,7 @@ def test_discriminator_output_shapes(netD, n_layers, height, width) -> None:
 # image's losses, and so are the gradients. (BatchNorm, --norm batch, mixes a batch: not so.)
 # In float64, since float32 rounding, amplified through ~60 layers, leaves the NRN's
 # gradients 1e-3 apart (float64: 1e-14); and with a small image tower in place of CLIP
-# RN50's, which costs tens of seconds in float64 (it too sees one image at a time).
-def _float64_clip_term(random_clip, objective: str) -> CLIPTerm:
-    term = CLIPTerm(random_clip, normalize_input=objective == "paper")
-    torch.manual_seed(5)
-    term.visual = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(),
-                                nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                nn.Linear(8, term.text_features.shape[1])).double()
-    term.text_features = term.text_features.double()
-    term.logit_scale = term.logit_scale.double()
-    term.mean, term.std = term.mean.double(), term.std.double()
-    return term
-
-
+# RN50's (clip_stand_in), which costs tens of seconds in float64.
 def _terms_and_grads(model, real_A, real_B, seed: int):
     """Logged terms of both steps and the gradients of the two totals, from fresh pools."""
     for pool in model.pools.values():
@@ -115,8 +102,8 @@ def _terms_and_grads(model, real_A, real_B, seed: int):
 @pytest.mark.parametrize("objective", ["official", "paper"])
 def test_batch_of_two_gives_the_mean_of_single_images(objective, random_clip) -> None:
     torch.manual_seed(0)
-    model = NeRCoModel(Architecture(ngf=4, ndf=4), _float64_clip_term(random_clip, objective),
-                       objective=objective).double()
+    term = small_clip_term(random_clip, objective == "paper", torch.float64)
+    model = NeRCoModel(Architecture(ngf=4, ndf=4), term, objective=objective).double()
     real_A = random_tensor((2, 3, 32, 32), seed=1).double() * 0.3 - 0.6  # two dark images
     real_B = random_tensor((2, 3, 32, 32), seed=2).double()
     batch, batch_grads = _terms_and_grads(model, real_A, real_B, seed=3)
