@@ -14,8 +14,9 @@ from inference_calls import PARTS, record
 from torch import nn
 
 from nerco import inference as inference_module
+from nerco import nrn
 from nerco.enhancer import Enhancer
-from nerco.inference import instance_norm_, run_inference
+from nerco.inference import instance_norm_, instance_norm_per_image_, run_inference
 from nerco.model import ENHANCER_NAMES, Architecture, build_generators, enhance
 from nerco.nrn import NRNHead, band_rows
 
@@ -194,6 +195,32 @@ def test_batch_norm_networks_inference_path_equals_plain_layers(monkeypatch) -> 
     _assert_fast_equals_plain(_wide_nets(16, norm="batch"), x, WIDE_ATOL[16], monkeypatch)
 
 
+def test_gpu_choices_on_the_cpu(wide_nets, monkeypatch) -> None:
+    """What a GPU runs instead (no GPU here): instance norm one image at a time through
+    F.batch_norm, the NRN head in bands of 2^18 pixels; same numbers as the plain layers."""
+    monkeypatch.setattr(inference_module, "instance_norm_", instance_norm_per_image_)
+    monkeypatch.setattr(nrn, "BAND_PIXELS", nrn.GPU_BAND_PIXELS)
+    x = random_tensor((2, 3, 131, 129), seed=24)
+    _assert_fast_equals_plain(wide_nets[64], x, WIDE_ATOL[64], monkeypatch)
+
+
+def test_bf16_at_the_released_width(monkeypatch) -> None:
+    """--amp bf16 on the inference path of ngf 64 (§1.6 init, a dark 131×129 image):
+    within the 2-level target on average, float32 out."""
+    torch.manual_seed(13)
+    nets = build_generators(Architecture(), names=ENHANCER_NAMES).eval().requires_grad_(False)
+    x = random_tensor((1, 3, 131, 129), seed=12) * 0.2 - 0.7
+    calls = record(monkeypatch)
+    with torch.no_grad():
+        want = Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
+        got = Enhancer(nets["Pre"], nets["H"], nets["G_A"], amp="bf16")(x)
+    assert dict(calls) == dict.fromkeys(PARTS, 2)
+    assert got.dtype == torch.float32
+    levels = ((got.clamp(-1, 1) + 1) * 127.5).round() - ((want.clamp(-1, 1) + 1) * 127.5).round()
+    assert levels.abs().mean() <= 2.0  # measured: 1.5
+    assert 0 < (got - want).abs().max() < 0.2  # bfloat16 ran, and stayed close
+
+
 def test_images_below_the_threshold_take_the_plain_layers(wide_nets, monkeypatch) -> None:
     calls = record(monkeypatch)
     x = random_tensor((1, 3, 128, 124), seed=23)  # 15872 pixels < 128²
@@ -216,6 +243,20 @@ def test_instance_norm_in_place(monkeypatch, dtype, atol, relu) -> None:
     got = instance_norm_(x, eps=1e-5, relu=relu)
     assert got.data_ptr() == x.data_ptr() and got.dtype == dtype
     torch.testing.assert_close(got.double(), want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_instance_norm_per_image_in_place(relu) -> None:
+    """The GPU version of the in-place instance norm, run here on the CPU (float32 only:
+    in bfloat16 the CPU's batch_norm kernel, unlike CUDA's, accumulates in bfloat16)."""
+    gen = torch.Generator().manual_seed(25)
+    x = torch.randn(3, 8, 13, 11, generator=gen) * 0.5 + torch.linspace(-20, 20, 8)[:, None, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    want = nn.functional.instance_norm(x.double())
+    want = want.relu() if relu else want
+    got = instance_norm_per_image_(x, eps=1e-5, relu=relu)
+    assert got.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("rows", [1, 3, 5, 6, 50])
