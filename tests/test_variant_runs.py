@@ -42,8 +42,9 @@ def train_run(tmp_path_factory, random_clip):
     channels made most of each run's time, and none of them is what these tests are for.
     """
     root = tmp_path_factory.mktemp("data")
-    for i in range(2):
+    for i in range(3):
         make_image(root / "trainA" / f"low{i}.png", (36, 36), seed=i, dark=True)
+    for i in range(2):
         make_image(root / "trainB" / f"normal{i}.png", (40, 36), seed=10 + i)
     make_image(root / "testA" / "a.png", (37, 23), seed=20, dark=True)
     saves = tmp_path_factory.mktemp("saves")
@@ -79,10 +80,10 @@ def lsgan_records(train_run) -> list[dict]:
 
 
 def test_batch_size_two(train_run):
-    """Counters count samples (as the release): one step of two images per epoch."""
-    run_dir, records = train_run("batch2", "--batch_size", "2", "--max_dataset_size", "2")
+    """Counters count samples (as the release): 3 images, steps of 2 and 1 per epoch."""
+    run_dir, records = train_run("batch2", "--batch_size", "2", "--max_dataset_size", "3")
     assert [(r["epoch"], r["epoch_iter"], r["total_iters"]) for r in records] == [
-        (1, 2, 2), (2, 2, 4)]
+        (1, 2, 2), (1, 3, 3), (2, 2, 5), (2, 3, 6)]
     assert all((run_dir / f"latest_net_{name}.pth").is_file() for name in ALL_NETS)
 
 
