@@ -49,14 +49,11 @@ def instance_norm_(x: torch.Tensor, eps: float, relu: bool = False) -> torch.Ten
 
     On the CPU, two passes over bands of rows that stay in cache: per-channel sums of
     d = x − pivot and d², with the pivot the first band's mean (so E[d²] − E[d]² cancels
-    nothing), then (x − mean) · scale in place. Elsewhere ``F.batch_norm`` one image at a
-    time (for one image, the batch statistics are the instance statistics), written back.
+    nothing), then (x − mean) · scale in place. Elsewhere :func:`instance_norm_per_image_`.
     """
-    n, channels, height, width = x.shape
     if x.device.type != "cpu":
-        for i in range(n):
-            x[i : i + 1] = F.batch_norm(x[i : i + 1], None, None, training=True, eps=eps)
-        return x.relu_() if relu else x
+        return instance_norm_per_image_(x, eps, relu)
+    n, channels, height, width = x.shape
     rows = max(1, NORM_BAND_BYTES // (width * channels * x.element_size()))
     bands = [x[:, :, top : top + rows] for top in range(0, height, rows)]
     pivot = bands[0].mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
@@ -78,6 +75,15 @@ def instance_norm_(x: torch.Tensor, eps: float, relu: bool = False) -> torch.Ten
             normed = (band - mean).mul_(scale)
             band.copy_(normed.relu_() if relu else normed)
     return x
+
+
+def instance_norm_per_image_(x: torch.Tensor, eps: float, relu: bool = False) -> torch.Tensor:
+    """:func:`instance_norm_` on GPUs: ``F.batch_norm`` one image at a time (for one image,
+    the batch statistics are the instance statistics), written back into ``x``. Any device
+    runs it; the CPU takes the banded version."""
+    for i in range(x.shape[0]):
+        x[i : i + 1] = F.batch_norm(x[i : i + 1], None, None, training=True, eps=eps)
+    return x.relu_() if relu else x
 
 
 #: A convolution with at most this many input channels reads images: under autocast it

@@ -10,11 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import random_tensor, randomise
+from inference_calls import PARTS, record
 from torch import nn
 
 from nerco import inference as inference_module
+from nerco import nrn
 from nerco.enhancer import Enhancer
-from nerco.inference import instance_norm_, run_inference
+from nerco.inference import instance_norm_, instance_norm_per_image_, run_inference
 from nerco.model import ENHANCER_NAMES, Architecture, build_generators, enhance
 from nerco.nrn import NRNHead, band_rows
 
@@ -123,6 +125,110 @@ def test_input_is_not_modified(nets, always_fast) -> None:
     assert torch.equal(x, before)
 
 
+# ------------------------------------- the path of every real run: ngf ≥ 16, ≥ 128²
+# Tiny networks (ngf 8) never reach some branches: with 8 channels the 7×7 head and H's
+# blocks count as image layers (IMAGE_CHANNELS), and one band covers every map. From ngf 16
+# the reflect-padded convolutions skip their copies; at ngf 64 (the released width, what
+# test.py runs) the 64-channel maps of a 128² image span several instance-norm bands.
+#: Measured float rounding of either path against float64 is ≈ 5e-5 at ngf 16 and ≈ 2e-4
+#: at ngf 64 (these randomised weights); a wrong border, band or halo is ≳ 1e-2.
+WIDE_ATOL = {16: 1e-4, 64: 5e-4}
+
+
+def _wide_nets(ngf: int, norm: str = "instance") -> nn.ModuleDict:
+    torch.manual_seed(0)
+    nets = build_generators(Architecture(ngf=ngf, norm=norm), names=ENHANCER_NAMES)
+    randomise(nets, seed=ngf)
+    gen = torch.Generator().manual_seed(ngf + 1)
+    for name, buffer in nets.named_buffers():  # BatchNorm's running statistics
+        if name.endswith("running_mean"):
+            buffer.copy_(torch.randn(buffer.shape, generator=gen) * 0.1)
+        elif name.endswith("running_var"):
+            buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+    return nets.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def wide_nets() -> dict:
+    return {16: _wide_nets(16), 64: _wide_nets(64)}
+
+
+def _plain_padded(nets, x: torch.Tensor) -> torch.Tensor:
+    """The plain layers on ``x`` reflect-padded to a multiple of 4, cropped back (§5)."""
+    height, width = x.shape[-2:]
+    padded = nn.functional.pad(x, (0, -width % 4, 0, -height % 4), mode="reflect")
+    return _plain(nets, padded)[..., :height, :width]
+
+
+def _assert_fast_equals_plain(nets, x, atol, monkeypatch) -> None:
+    calls = record(monkeypatch)
+    with torch.no_grad():
+        got = Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
+    # Every network took its inference path, once per call (G_A once, its trunk included).
+    assert dict(calls) == dict.fromkeys(PARTS, 1)
+    want = _plain_padded(nets, x)
+    assert got.shape == want.shape == x.shape
+    assert want.std() > 0.1  # a non-trivial output
+    torch.testing.assert_close(got, want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [
+    (1, 3, 131, 129),  # odd height and width: padded to 132 × 132
+    (1, 3, 128, 200),  # non-square, already a multiple of 4
+    (2, 3, 129, 150),  # a batch of two, odd sizes
+    (1, 3, 263, 259),  # H's attention in two bands of rows, the NRN head in nine
+])
+def test_wide_inference_path_equals_plain_layers(wide_nets, monkeypatch, shape) -> None:
+    x = random_tensor(shape, seed=sum(shape))
+    _assert_fast_equals_plain(wide_nets[16], x, WIDE_ATOL[16], monkeypatch)
+
+
+def test_released_width_inference_path_equals_plain_layers(wide_nets, monkeypatch) -> None:
+    """ngf 64, as test.py runs the released models: instance norm in bands of 62 rows."""
+    x = random_tensor((1, 3, 131, 129), seed=21)
+    _assert_fast_equals_plain(wide_nets[64], x, WIDE_ATOL[64], monkeypatch)
+
+
+def test_batch_norm_networks_inference_path_equals_plain_layers(monkeypatch) -> None:
+    """--norm batch models (eval mode: running statistics) on the inference path."""
+    x = random_tensor((1, 3, 130, 133), seed=22)
+    _assert_fast_equals_plain(_wide_nets(16, norm="batch"), x, WIDE_ATOL[16], monkeypatch)
+
+
+def test_gpu_choices_on_the_cpu(wide_nets, monkeypatch) -> None:
+    """What a GPU runs instead (no GPU here): instance norm one image at a time through
+    F.batch_norm, the NRN head in bands of 2^18 pixels; same numbers as the plain layers."""
+    monkeypatch.setattr(inference_module, "instance_norm_", instance_norm_per_image_)
+    monkeypatch.setattr(nrn, "BAND_PIXELS", nrn.GPU_BAND_PIXELS)
+    x = random_tensor((2, 3, 131, 129), seed=24)
+    _assert_fast_equals_plain(wide_nets[64], x, WIDE_ATOL[64], monkeypatch)
+
+
+def test_bf16_at_the_released_width(monkeypatch) -> None:
+    """--amp bf16 on the inference path of ngf 64 (§1.6 init, a dark 131×129 image):
+    within the 2-level target on average, float32 out."""
+    torch.manual_seed(13)
+    nets = build_generators(Architecture(), names=ENHANCER_NAMES).eval().requires_grad_(False)
+    x = random_tensor((1, 3, 131, 129), seed=12) * 0.2 - 0.7
+    calls = record(monkeypatch)
+    with torch.no_grad():
+        want = Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
+        got = Enhancer(nets["Pre"], nets["H"], nets["G_A"], amp="bf16")(x)
+    assert dict(calls) == dict.fromkeys(PARTS, 2)
+    assert got.dtype == torch.float32
+    levels = ((got.clamp(-1, 1) + 1) * 127.5).round() - ((want.clamp(-1, 1) + 1) * 127.5).round()
+    assert levels.abs().mean() <= 2.0  # measured: 1.5
+    assert 0 < (got - want).abs().max() < 0.2  # bfloat16 ran, and stayed close
+
+
+def test_images_below_the_threshold_take_the_plain_layers(wide_nets, monkeypatch) -> None:
+    calls = record(monkeypatch)
+    x = random_tensor((1, 3, 128, 124), seed=23)  # 15872 pixels < 128²
+    with torch.no_grad():
+        Enhancer(wide_nets[16]["Pre"], wide_nets[16]["H"], wide_nets[16]["G_A"])(x)
+    assert not calls
+
+
 # ------------------------------------------------------------------ the pieces
 @pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("relu", [False, True])
@@ -137,6 +243,20 @@ def test_instance_norm_in_place(monkeypatch, dtype, atol, relu) -> None:
     got = instance_norm_(x, eps=1e-5, relu=relu)
     assert got.data_ptr() == x.data_ptr() and got.dtype == dtype
     torch.testing.assert_close(got.double(), want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_instance_norm_per_image_in_place(relu) -> None:
+    """The GPU version of the in-place instance norm, run here on the CPU (float32 only:
+    in bfloat16 the CPU's batch_norm kernel, unlike CUDA's, accumulates in bfloat16)."""
+    gen = torch.Generator().manual_seed(25)
+    x = torch.randn(3, 8, 13, 11, generator=gen) * 0.5 + torch.linspace(-20, 20, 8)[:, None, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    want = nn.functional.instance_norm(x.double())
+    want = want.relu() if relu else want
+    got = instance_norm_per_image_(x, eps=1e-5, relu=relu)
+    assert got.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("rows", [1, 3, 5, 6, 50])

@@ -391,43 +391,7 @@ def test_edge_operator_random_projection_uses_global_rng() -> None:
         np.testing.assert_allclose(fitted, a[0, c].flatten().detach().numpy(), atol=1e-4)
 
 
-# ---------------------------------------------------------------------- 6. init
-def _conv_linear(net: nn.Module):
-    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
-
-
-def test_init_weights_normal_002() -> None:
-    torch.manual_seed(0)
-    arch = Architecture(ngf=8, ndf=8)
-    nets = dict(build_generators(arch).items()) | dict(build_discriminators(arch).items())
-    n_big = 0
-    for name, net in nets.items():
-        for m in _conv_linear(net):
-            if m.bias is not None:
-                assert torch.count_nonzero(m.bias) == 0, name
-            if m.weight.numel() >= 4000:
-                n_big += 1
-                assert abs(m.weight.std().item() - 0.02) < 1e-3, (name, m)
-                assert abs(m.weight.mean().item()) < 2e-3, (name, m)
-    assert n_big >= 10
-    pre_first = nets["Pre"].mlp.imnet.layers[0].weight  # the NRN MLP is initialised too
-    assert abs(pre_first.std().item() - 0.02) < 5e-4
-
-
-def test_init_weights_is_seeded() -> None:
-    torch.manual_seed(7)
-    a = build_generators(Architecture(ngf=8), names=("H",))["H"].state_dict()
-    torch.manual_seed(7)
-    b = build_generators(Architecture(ngf=8), names=("H",))["H"].state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.mark.parametrize("init_type", ["xavier", "kaiming", "orthogonal"])
-def test_other_init_types_build(init_type: str) -> None:
-    net = init_weights(MaskExtractor(ngf=8), init_type=init_type)
-    assert torch.count_nonzero(net.output.bias) == 0
-
-
+# ------------------------------------------- 6. names (init: tests/test_init_weights.py)
 def test_unknown_names_raise_user_error() -> None:
     with pytest.raises(UserError, match="init_type"):
         init_weights(MaskExtractor(ngf=8), init_type="uniform")

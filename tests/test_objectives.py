@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nerco.clip_term import CLIP_MEAN, CLIP_STD, CLIPTerm
-from nerco.losses import LossWeights, generator_total
+from nerco.losses import LossWeights, generator_total, identity_losses
 from nerco.model import Architecture, NeRCoModel
 
 TINY = Architecture(ngf=8, ndf=8)
@@ -107,13 +107,124 @@ def test_clip_loss_is_l1_to_target(random_clip):
     assert low.item() == pytest.approx(want_low, abs=1e-6)
 
 
-def test_generator_total_uses_named_weights():
-    names = ["G_A", "cycle_A", "idt_A", "D_A_CLIP", "G_A_edge", "G_B", "cycle_B", "idt_B",
-             "D_B_CLIP", "G_B_edge", "H", "PreConsis"]
-    ones = {n: torch.tensor(1.0) for n in names}
-    assert generator_total(ones, LossWeights()).item() == pytest.approx(2 * 4 + 0.5 + 1)
-    custom = LossWeights(lambda_clip=1.0, lambda_edge=0.0, lambda_mask=2.0)
-    assert generator_total(ones, custom).item() == pytest.approx(2 * 4 + 2 + 1)
+#: Distinct factors, none 1 and no two alike, so that a swapped or dropped factor shows.
+DISTINCT = LossWeights(lambda_A=3.0, lambda_B=7.0, lambda_identity=0.3, lambda_pre=2.5,
+                       lambda_clip=0.7, lambda_edge=0.2, lambda_mask=1.3)
+GENERATOR_TERMS = ("G_A", "cycle_A", "idt_A", "D_A_CLIP", "G_A_edge", "G_B", "cycle_B",
+                   "idt_B", "D_B_CLIP", "G_B_edge", "H", "PreConsis")
+
+
+def test_generator_total_coefficients():
+    """d total / d term is each term's factor in §2's total (and nothing else enters)."""
+    w = DISTINCT
+    terms = {n: torch.tensor(1.5 + i, requires_grad=True) for i, n in enumerate(GENERATOR_TERMS)}
+    total = generator_total(terms, w)
+    grads = torch.autograd.grad(total, list(terms.values()))
+    got = {n: g.item() for n, g in zip(terms, grads)}
+    want = dict.fromkeys(GENERATOR_TERMS, 1.0) | {
+        "D_A_CLIP": w.lambda_clip, "D_B_CLIP": w.lambda_clip, "G_A_edge": w.lambda_edge,
+        "G_B_edge": w.lambda_edge, "H": w.lambda_mask}
+    assert got == pytest.approx(want, rel=1e-6)
+    t = {n: v.item() for n, v in terms.items()}
+    by_hand = (t["G_A"] + t["cycle_A"] + t["idt_A"] + 0.7 * t["D_A_CLIP"] + 0.2 * t["G_A_edge"]
+               + t["G_B"] + t["cycle_B"] + t["idt_B"] + 0.7 * t["D_B_CLIP"]
+               + 0.2 * t["G_B_edge"] + 1.3 * t["H"] + t["PreConsis"])
+    assert total.item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def _l1(a, b):
+    return (a - b).abs().mean()
+
+
+def _lsgan(prediction, real: bool):
+    return ((prediction - (1.0 if real else 0.0)) ** 2).mean()
+
+
+def _spec_generator_terms(model, v) -> dict:
+    """§2 written out from the spec, with the model's networks and the DISTINCT factors."""
+    g, d = model.generators, model.discriminators  # factors: DISTINCT, written as numbers
+    A, B, pre_A, Hm = v["real_A"], v["real_B"], v["pre_A"], v["Hm"]
+    fake_A, fake_B = v["fake_A"], v["fake_B"]
+    paper = model.objective == "paper"
+    edge_B, edge_A = (model.edge(fake_B), model.edge(fake_A)) if paper else (fake_B, fake_A)
+    clip = model.clip_term
+    bypass = _l1(fake_B, A + Hm) + _l1(B, g["G_A"](torch.cat((B - Hm, B - Hm), 1)))
+    adv_h = _lsgan(d["D_A"](A + Hm), True) + _lsgan(d["D_B"](B - Hm), True)
+    self_term = _l1(Hm, fake_B - A) + _l1(fake_A, B - g["H"](fake_A)[0])
+    return {
+        "idt_A": _l1(g["G_A"](torch.cat((B, B), 1)), B) * 7.0 * 0.3,  # λ_B·λ_idt
+        "idt_B": _l1(g["G_B"](A), A) * 3.0 * 0.3,  # λ_A·λ_idt
+        "G_A": _lsgan(d["D_A"](fake_B), True),
+        "G_B": _lsgan(d["D_B"](fake_A), True) + _lsgan(d["D_B"](pre_A), True),
+        "G_A_edge": _lsgan(d["D_A_edge"](edge_B), True),
+        "G_B_edge": _lsgan(d["D_B_edge"](edge_A), True),
+        "cycle_A": _l1(v["rec_A"], A) * 3.0,  # λ_A
+        "cycle_B": _l1(v["rec_B"], B) * 7.0,  # λ_B
+        "PreConsis": _l1(pre_A, A) * 2.5 * 3.0 + _lsgan(d["D_B"](pre_A), True),  # λ_pre·λ_A
+        "H": bypass + adv_h + self_term,
+        # Fresh pools return the images they are given, so the pools change no value here.
+        "D_A_CLIP": clip.loss(fake_B, "high") + clip.loss(v["rec_B"], "high"),
+        "D_B_CLIP": clip.loss(fake_A, "low") + clip.loss(v["rec_A"], "low"),
+    }
+
+
+@pytest.mark.parametrize("objective", ["official", "paper"])
+def test_generator_terms_and_total_match_the_spec(objective, random_clip):
+    torch.manual_seed(0)
+    model = NeRCoModel(TINY, CLIPTerm(random_clip, normalize_input=objective == "paper"),
+                       objective=objective, weights=DISTINCT)
+    v = model(*_batch())
+    model.discriminators.requires_grad_(False)
+    total, terms = model.compute_G_loss(v)
+    with torch.no_grad():
+        want = _spec_generator_terms(model, v)
+        want["total"] = (
+            (want["G_A"] + want["cycle_A"] + want["idt_A"] + 0.7 * want["D_A_CLIP"]
+             + 0.2 * want["G_A_edge"])
+            + (want["G_B"] + want["cycle_B"] + want["idt_B"] + 0.7 * want["D_B_CLIP"]
+               + 0.2 * want["G_B_edge"])
+            + 1.3 * want["H"] + want["PreConsis"])
+    got = {name: t.item() for name, t in (terms | {"total": total}).items()}
+    assert got == pytest.approx({n: t.item() for n, t in want.items()}, rel=1e-5)
+
+
+def test_discriminator_terms_match_the_spec(random_clip):
+    model = _model("paper", random_clip)  # deterministic edge maps
+    v = model(*_batch())
+    _, terms = model.compute_D_loss(v)
+    d, edge = model.discriminators, model.edge
+
+    def basic(D, real, fake):
+        return 0.5 * (_lsgan(D(real), True) + _lsgan(D(fake), False))
+
+    with torch.no_grad():  # fresh pools: the newest images come back
+        want = {"D_A": basic(d["D_A"], v["real_B"], v["fake_B"]),
+                "D_B": basic(d["D_B"], v["real_A"], v["fake_A"])
+                + basic(d["D_B"], v["real_A"], v["pre_A"]),
+                "D_A_edge": basic(d["D_A_edge"], edge(v["real_B"]), edge(v["fake_B"])),
+                "D_B_edge": basic(d["D_B_edge"], edge(v["real_A"]), edge(v["fake_A"]))}
+    assert {n: t.item() for n, t in terms.items()} == pytest.approx(
+        {n: t.item() for n, t in want.items()}, rel=1e-5)
+
+
+def test_lambda_identity_zero_drops_the_identity_terms():
+    """As the release: no identity pass at all when λ_idt is 0."""
+    def never(_):
+        raise AssertionError("a generator ran")
+
+    terms = identity_losses(never, never, *_batch(), LossWeights(lambda_identity=0.0))
+    assert terms["idt_A"].item() == 0.0 and terms["idt_B"].item() == 0.0
+
+
+def test_train_options_reach_the_loss_weights():
+    """Each --lambda_* flag sets its own factor (distinct values: a swap shows)."""
+    from nerco.trainer import loss_weights_from
+    from options import TrainOptions
+
+    flags = {"lambda_A": 3.0, "lambda_B": 7.0, "lambda_identity": 0.3, "lambda_pre": 2.5,
+             "lambda_clip": 0.7, "lambda_edge": 0.2, "lambda_mask": 1.3}
+    argv = ["--dataroot", "unused"] + [a for k, x in flags.items() for a in (f"--{k}", str(x))]
+    assert loss_weights_from(TrainOptions().parse(argv)) == DISTINCT == LossWeights(**flags)
 
 
 @pytest.mark.parametrize("objective", ["official", "paper"])

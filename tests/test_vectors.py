@@ -1,6 +1,7 @@
 """The reference vectors (tests/data, made by running the authors' code) reproduced.
 
-Inference: floats within 2e-4, PNGs within ±1 level, through the API and through test.py.
+Inference: floats within 2e-4, PNGs within ±1 level, through the API and through test.py,
+on the plain layers and on the inference path (nerco.inference) that real photos take.
 Training: first-iteration losses of the official objective within 1e-5 relative (all but
 D_A_edge and D_B_edge, which depend on the release's random edge projection), through the
 model and through train.py.
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ALL_NETS, ROOT
+from inference_calls import PARTS, record, run_test_py
 from PIL import Image
 from synth import (
     DATA,
@@ -89,6 +91,81 @@ def test_inference_through_test_py(tmp_path, run_script):
                "--checkpoints_dir", tmp_path / "saves", "--results_dir", tmp_path / "results",
                "--gpu_ids", "-1")
     _assert_outputs(tmp_path / "results" / "vectors" / "test_latest" / "images")
+
+
+# The vector images (64×48, 96×64) are smaller than FAST_MIN_PIXELS (128²), so as shipped
+# they pin down the plain layers only. Every real photo takes the inference path: below,
+# the threshold is lowered so that the vectors pin that path down too, and a larger image
+# checks that test.py takes it at the real threshold, against the plain layers.
+def _force_inference_path(monkeypatch):
+    from nerco import inference
+
+    sizes = [v.shape[-2] * v.shape[-1] for v in torch.load(INFER / "expected_float.pt").values()]
+    assert max(sizes) < inference.FAST_MIN_PIXELS  # the reason for lowering it
+    monkeypatch.setattr(inference, "FAST_MIN_PIXELS", 0)
+    return record(monkeypatch)
+
+
+def test_inference_path_matches_vectors_api(tmp_path, monkeypatch):
+    import nerco
+    from data import load_rgb, to_tensor
+
+    calls = _force_inference_path(monkeypatch)
+    write_network_weights(tmp_path, "latest", ["G_A", "Pre", "H"])
+    enhancer = nerco.load_enhancer(str(tmp_path), device="cpu")
+    expected = torch.load(INFER / "expected_float.pt")
+    for filename, want in expected.items():
+        x = to_tensor(load_rgb(INFER / "testA" / filename)).unsqueeze(0)
+        with torch.no_grad():
+            got = enhancer(x)
+        assert (got - want).abs().max().item() < 2e-4, filename
+    assert dict(calls) == dict.fromkeys(PARTS, len(expected))
+
+
+def _test_py_dataroot(tmp_path, images: dict) -> list:
+    """Vector weights in saves/vectors, ``images`` (name → PIL image) in data/testA; the
+    arguments of test.py for them."""
+    write_network_weights(tmp_path / "saves" / "vectors", "latest", ["G_A", "Pre", "H"])
+    (tmp_path / "data" / "testA").mkdir(parents=True)
+    for name, image in images.items():
+        image.save(tmp_path / "data" / "testA" / name)
+    return ["--dataroot", tmp_path / "data", "--name", "vectors", "--checkpoints_dir",
+            tmp_path / "saves", "--results_dir", tmp_path / "results", "--gpu_ids", "-1"]
+
+
+def test_inference_path_matches_vectors_through_test_py(tmp_path, monkeypatch):
+    calls = _force_inference_path(monkeypatch)
+    names = sorted(p.name for p in (INFER / "testA").iterdir())
+    args = _test_py_dataroot(tmp_path, {n: Image.open(INFER / "testA" / n) for n in names})
+    assert run_test_py(*args) == 0
+    assert dict(calls) == dict.fromkeys(PARTS, len(names))
+    _assert_outputs(tmp_path / "results" / "vectors" / "test_latest" / "images")
+
+
+def test_test_py_takes_inference_path_on_photo_sizes(tmp_path, monkeypatch):
+    """At the real threshold, a 131×129 image (a vector image enlarged) takes the inference
+    path through test.py, and its PNG is the plain layers' within ±1 level."""
+    import nerco
+    from data import load_rgb, to_tensor
+    from nerco.util import tensor2im
+
+    photo = Image.open(INFER / "testA" / "dark2_96x64.png").resize((131, 129), Image.BICUBIC)
+    calls = record(monkeypatch)
+    assert run_test_py(*_test_py_dataroot(tmp_path, {"photo.png": photo})) == 0
+    assert dict(calls) == dict.fromkeys(PARTS, 1)
+    got = np.asarray(Image.open(tmp_path / "results" / "vectors" / "test_latest" / "images"
+                                / "photo_fake_B.png"), dtype=int)
+    enhancer = nerco.load_enhancer(str(tmp_path / "saves" / "vectors"), device="cpu")
+    x = to_tensor(load_rgb(tmp_path / "data" / "testA" / "photo.png")).unsqueeze(0)
+    with torch.enable_grad():  # autograd on: the plain layers
+        plain = enhancer(x.requires_grad_()).detach()
+    with torch.no_grad():
+        fast = enhancer(x.detach())
+    assert (fast - plain).abs().max().item() < 2e-4  # the vectors' float tolerance
+    want = np.asarray(tensor2im(plain), dtype=int)
+    assert got.shape == want.shape == (129, 131, 3)
+    assert np.abs(got - want).max() <= 1
+    assert want.std() > 10  # a non-trivial picture
 
 
 def test_first_iteration_losses_api(clip_weights_file):
