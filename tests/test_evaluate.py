@@ -252,15 +252,31 @@ def _niqe_params(tmp_path, suffix):
     return path, mu, cov
 
 
+def _assert_params(got, mu, cov):
+    """Both the mean and the covariance must match (each checked on its own)."""
+    np.testing.assert_allclose(got[0], mu)
+    np.testing.assert_allclose(got[1], cov)
+
+
 @pytest.mark.parametrize("suffix", [".mat", ".npz"])
 def test_niqe_params_files(tmp_path, suffix):
     path, mu, cov = _niqe_params(tmp_path, suffix)
-    got_mu, got_cov = niqe.load_niqe_params(path)
-    np.testing.assert_allclose(got_mu, mu) and np.testing.assert_allclose(got_cov, cov)
+    _assert_params(niqe.load_niqe_params(path), mu, cov)
     bad = tmp_path / "bad.npz"
     np.savez(bad, mu_prisparam=mu[:5])
     with pytest.raises(UserError, match="36"):
         niqe.load_niqe_params(bad)
+
+
+def test_niqe_params_check_catches_a_wrong_covariance(tmp_path):
+    """The check above fails when only the covariance is wrong (it once tested only mu)."""
+    path, mu, cov = _niqe_params(tmp_path, ".npz")
+    wrong = cov.copy()
+    wrong[3, 5] = wrong[5, 3] = wrong[3, 5] + 0.5
+    np.savez(path, mu_pris_param=mu[None], cov_pris_param=wrong)
+    with pytest.raises(AssertionError):
+        _assert_params(niqe.load_niqe_params(path), mu, cov)
+    _assert_params(niqe.load_niqe_params(path), mu, wrong)
 
 
 # ------------------------------------------------------------------ LPIPS
