@@ -150,17 +150,23 @@ def test_mscn_matches_direct_window_with_replicated_border():
         assert got[i, j] == pytest.approx((image[i, j] - mu) / (sigma + 1), abs=1e-10)
 
 
-def _matlab_resize_brute(n, scale):
-    """MATLAB imresize rows, by loops: stretched cubic, normalised, mirrored borders."""
+def _matlab_resize_brute(n, scale, out_len=None):
+    """MATLAB imresize rows, by loops: stretched cubic, normalised, mirrored borders.
+
+    ``imresize(x, scale)`` gives ceil(n·scale) rows; ``imresize(x, [out_len ...])`` uses
+    scale = out_len / n (pass ``scale=None``)."""
     def cubic(s):
         s = abs(s)
         return 1.5 * s**3 - 2.5 * s**2 + 1 if s <= 1 else (
             -0.5 * s**3 + 2.5 * s**2 - 4 * s + 2 if s <= 2 else 0.0)
 
-    out = np.zeros((math.ceil(n * scale), n))
+    if out_len is not None:
+        scale = out_len / n
+    out = np.zeros((out_len or math.ceil(n * scale), n))
+    stretch = min(scale, 1.0)  # the kernel is stretched only when shrinking
     for x in range(1, out.shape[0] + 1):
         u = x / scale + 0.5 * (1 - 1 / scale)
-        taps = {j: scale * cubic(scale * (u - j)) for j in range(-3 * n, 4 * n)}
+        taps = {j: stretch * cubic(stretch * (u - j)) for j in range(-3 * n, 4 * n)}
         total = sum(taps.values())
         for j, weight in taps.items():
             k = (j - 1) % (2 * n)  # 0..2n-1 over the sequence 1..n, n..1
