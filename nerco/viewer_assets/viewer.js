@@ -305,7 +305,13 @@
   }
   const actions = {
     prev: () => step(-1), next: () => step(1), close,
-    mode: () => { view.slider = !view.slider; build(); },
+    mode: () => {  // the same magnification in the new layout
+      const before = panes.length ? fitOf(panes[0], panes[0].imgs[0]) * view.z : 0;
+      view.slider = !view.slider;
+      build();
+      const fit = panes.length ? fitOf(panes[0], panes[0].imgs[0]) : 0;
+      if (before && fit) { view.z = before / fit; render(); }
+    },
     fit: () => setZoom(1),
     one: () => { if (panes.length) { view.z = 1 / fitOf(panes[0], panes[0].imgs[0]); render(); } },
   };
