@@ -186,8 +186,9 @@ def run_comparison(args: argparse.Namespace) -> dict:
     if web_dir:
         from nerco.report_page import write_methods_page
 
-        title = (f"{methods[0][1]} vs {args.gt}" if len(methods) == 1 else
-                 f"{', '.join(names)} on {args.gt or args.input or methods[0][1]}")
+        reference = args.gt or args.input or methods[0][1]
+        title = (f"{methods[0][1]} vs {reference}" if len(methods) == 1 else
+                 f"{', '.join(names)} on {reference}")
         page = write_methods_page(reports, pairs, web_dir, title, report["protocol"])
         logger.info("page %s", page)
     return report

@@ -44,8 +44,6 @@ from nerco.runtime import setup_logging
 logger = logging.getLogger("evaluate")
 
 PRED_SUFFIX, INPUT_SUFFIX = "_fake_B", "_real_A"
-#: Formats every browser shows; other files (TIFF, PPM) get PNG copies on the page.
-BROWSER_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "niqe": "NIQE", "loe": "LOE"}
 NIQE_PROTOCOLS = ("matlab", "skvideo")
 

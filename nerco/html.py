@@ -116,7 +116,8 @@ class HTML:
             label, n = str(txt), 2
             while label in images:  # a caption used twice in one row gets its own column
                 label, n = f"{txt} ({n})", n + 1
-            relative_url(im), relative_url(link)  # absolute paths are refused now
+            for path in (im, link):
+                relative_url(path)  # raises ValueError for an absolute path, before saving
             images[label] = (PurePath(_IMAGE_SUBDIR) / im).as_posix()
             targets[label] = (PurePath(_IMAGE_SUBDIR) / link).as_posix()
             if label not in self._columns:
