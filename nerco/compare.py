@@ -145,11 +145,11 @@ def run_comparison(args: argparse.Namespace) -> dict:
     methods = parse_methods(args.pred)
     report_tables.check_table_paths(args.table)
     web_dir = _web_dir(args, methods)
+    niqe = args.niqe or bool(args.niqe_params) or args.niqe_protocol != "matlab"
     protocol = ev.Protocol(y_channel=args.y_channel, gt_mean=args.gt_mean,
-                        lpips=args.lpips or bool(args.lpips_weights),
-                        niqe=args.niqe or bool(args.niqe_params) or args.niqe_protocol != "matlab",
-                        loe=args.loe, niqe_protocol=args.niqe_protocol,
-                        full_reference=bool(args.gt))
+                           lpips=args.lpips or bool(args.lpips_weights), niqe=niqe,
+                           loe=args.loe, niqe_protocol=args.niqe_protocol,
+                           full_reference=bool(args.gt))
     if not args.gt and (protocol.lpips or protocol.gt_mean or args.y_channel):
         raise UserError("--lpips, --gt_mean and --y_channel compare with ground truth: give "
                         "--gt DIR")
@@ -192,8 +192,11 @@ def run_comparison(args: argparse.Namespace) -> dict:
         page = write_methods_page(reports, pairs, web_dir, title, report["protocol"])
         logger.info("page %s", page)
     return report
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nerco.evaluate", description=__doc__.split(
+    """The options of ``python -m nerco.evaluate``."""
+    parser = argparse.ArgumentParser(prog="python -m nerco.evaluate", description=ev.__doc__.split(
         "\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--pred", required=True, action="append", metavar="[NAME=]DIR",
                         help="folder of predictions (any depth), NAME=DIR to name the method; "

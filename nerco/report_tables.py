@@ -60,9 +60,7 @@ def best_methods(means: dict[str, dict[str, float | None]], key: str) -> set[str
 def caption(report: dict) -> str:
     """One line: images, reference, channels, GT-mean and the no-reference protocols."""
     p = report["protocol"]
-    parts = [f"{p.get('images', '?')} images"]
-    if p.get("scored_on"):
-        parts[0] += f" ({p['scored_on']})"
+    parts = [p.get("scored_on") or f"{p.get('images', '?')} images"]
     if "channels" in p:
         channels = "Y (BT.601)" if p["channels"].startswith("Y") else "RGB"
         parts.append(f"PSNR/SSIM on 8-bit {channels}, GT-mean {'on' if p['gt_mean'] else 'off'}"

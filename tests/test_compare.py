@@ -149,9 +149,11 @@ def test_missing_image_names_the_method_or_scores_the_shared_ones(tmp_path, caps
     line = _one_error(capsys)
     assert line.startswith("error: bad: 1 ground truth without prediction in") and ": b" in line
     out = tmp_path / "r.json"
-    assert main([*args, "--allow_missing", "--out", str(out)]) == 0
+    table = tmp_path / "r.md"
+    assert main([*args, "--allow_missing", "--out", str(out), "--table", str(table)]) == 0
     report = json.loads(out.read_text())
     assert report["protocol"]["scored_on"] == "the 2 images all 3 methods share"
+    assert "Table: the 2 images all 3 methods share; PSNR/SSIM" in table.read_text("utf-8")
     assert report["protocol"]["unpaired"]["bad"]["gt_without_pred"] == ["b"]
     assert report["protocol"]["unpaired"]["good"]["gt_without_pred"] == []
     for method in report["methods"].values():
