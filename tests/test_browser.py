@@ -162,6 +162,10 @@ def test_report_page_sort_filter_large_view(browser, tmp_path):
     page.page.keyboard.press("ArrowLeft")
     page.page.keyboard.press("ArrowLeft")  # stops at the first row
     assert page.js(lv_name) == names[0]
+    page.page.keyboard.press("1")  # one image pixel per screen pixel, in every column
+    assert [p["scale"] for p in page.panes()] == pytest.approx([1.0] * 5)
+    page.page.keyboard.press("0")  # fit again
+    assert [p["scale"] for p in page.panes()] == pytest.approx([b["scale"] for b in before])
 
     page.page.keyboard.press("s")  # before/after slider: input | good by default
     split = "() => document.querySelector('#lv .clip').style.clipPath"

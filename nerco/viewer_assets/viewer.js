@@ -313,7 +313,10 @@
       if (before && fit) { view.z = before / fit; render(); }
     },
     fit: () => setZoom(1),
-    one: () => { if (panes.length) { view.z = 1 / fitOf(panes[0], panes[0].imgs[0]); render(); } },
+    one: () => {
+      const fit = panes.length ? fitOf(panes[0], panes[0].imgs[0]) : 0;
+      if (fit) { view.z = 1 / fit; render(); }
+    },
   };
   lv.querySelector(".top").addEventListener("click", e => {
     const b = e.target.closest("button[data-act]");
