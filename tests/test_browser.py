@@ -276,3 +276,21 @@ def test_thousand_images_load_lazily(browser, tmp_path):
     page.check_clean()
     timing = page.js("() => performance.timing.loadEventEnd - performance.timing.navigationStart")
     sys.stdout.write(f"\n1000-row page: load event after {timing} ms\n")  # a figure, not a test
+
+
+def test_the_checks_can_fail(browser, tmp_path):
+    """A dangling image and a request to the network are caught by the same checks."""
+    from nerco.html import write_comparison_page
+
+    make_image(tmp_path / "there.png")
+    index = write_comparison_page(tmp_path, "t", [{"name": "x", "images": {
+        "a": "there.png", "b": "gone.png"}}], ["a", "b"])
+    text = index.read_text(encoding="utf-8")
+    index.write_text(text.replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'),
+                     encoding="utf-8")
+    page = Page(browser, index)
+    assert page.load_every_image() == {"total": 3, "broken": ["gone.png",
+                                                              "http://127.0.0.1:9/x.png"]}
+    with pytest.raises(AssertionError):
+        page.check_clean()
+    assert any(u.startswith("http://") for u in page.requests) and page.errors
