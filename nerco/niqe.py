@@ -78,15 +78,21 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return np.where(ax <= 1, near, np.where(ax <= 2, far, 0.0))
 
 
-def resize_matrix(in_len: int, scale: float) -> np.ndarray:
-    """(out_len, in_len) matrix of MATLAB ``imresize(..., scale)`` bicubic along one axis.
+def resize_matrix(in_len: int, scale: float | None = None,
+                  out_len: int | None = None) -> np.ndarray:
+    """(out_len, in_len) matrix of MATLAB ``imresize`` bicubic along one axis.
 
-    Output pixel x (1-based) samples the input at u = x/scale + (1 − 1/scale)/2; when
-    shrinking, the kernel is stretched to antialias: h(t) = scale·cubic(scale·t), width
-    4/scale. Taps are normalised to sum to 1, and taps outside the image are mirrored
-    (index sequence 1..n, n..1, repeated), as MATLAB's ``contributions`` does.
+    ``imresize(im, scale)`` gives ceil(in_len·scale) pixels; ``imresize(im, [rows cols])``
+    (give ``out_len``) uses scale = out_len / in_len. Output pixel x (1-based) samples the
+    input at u = x/scale + (1 − 1/scale)/2; when shrinking, the kernel is stretched to
+    antialias: h(t) = scale·cubic(scale·t), width 4/scale. Taps are normalised to sum to 1,
+    and taps outside the image are mirrored (index sequence 1..n, n..1, repeated), as
+    MATLAB's ``contributions`` does.
     """
-    out_len = int(np.ceil(in_len * scale))
+    if out_len is None:
+        out_len = int(np.ceil(in_len * scale))
+    else:
+        scale = out_len / in_len
     stretch = min(scale, 1.0)  # antialiasing only when shrinking
     width = 4.0 / stretch
     u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)

@@ -150,17 +150,23 @@ def test_mscn_matches_direct_window_with_replicated_border():
         assert got[i, j] == pytest.approx((image[i, j] - mu) / (sigma + 1), abs=1e-10)
 
 
-def _matlab_resize_brute(n, scale):
-    """MATLAB imresize rows, by loops: stretched cubic, normalised, mirrored borders."""
+def _matlab_resize_brute(n, scale, out_len=None):
+    """MATLAB imresize rows, by loops: stretched cubic, normalised, mirrored borders.
+
+    ``imresize(x, scale)`` gives ceil(n·scale) rows; ``imresize(x, [out_len ...])`` uses
+    scale = out_len / n (pass ``scale=None``)."""
     def cubic(s):
         s = abs(s)
         return 1.5 * s**3 - 2.5 * s**2 + 1 if s <= 1 else (
             -0.5 * s**3 + 2.5 * s**2 - 4 * s + 2 if s <= 2 else 0.0)
 
-    out = np.zeros((math.ceil(n * scale), n))
+    if out_len is not None:
+        scale = out_len / n
+    out = np.zeros((out_len or math.ceil(n * scale), n))
+    stretch = min(scale, 1.0)  # the kernel is stretched only when shrinking
     for x in range(1, out.shape[0] + 1):
         u = x / scale + 0.5 * (1 - 1 / scale)
-        taps = {j: scale * cubic(scale * (u - j)) for j in range(-3 * n, 4 * n)}
+        taps = {j: stretch * cubic(stretch * (u - j)) for j in range(-3 * n, 4 * n)}
         total = sum(taps.values())
         for j, weight in taps.items():
             k = (j - 1) % (2 * n)  # 0..2n-1 over the sequence 1..n, n..1
@@ -252,15 +258,31 @@ def _niqe_params(tmp_path, suffix):
     return path, mu, cov
 
 
+def _assert_params(got, mu, cov):
+    """Both the mean and the covariance must match (each checked on its own)."""
+    np.testing.assert_allclose(got[0], mu)
+    np.testing.assert_allclose(got[1], cov)
+
+
 @pytest.mark.parametrize("suffix", [".mat", ".npz"])
 def test_niqe_params_files(tmp_path, suffix):
     path, mu, cov = _niqe_params(tmp_path, suffix)
-    got_mu, got_cov = niqe.load_niqe_params(path)
-    np.testing.assert_allclose(got_mu, mu) and np.testing.assert_allclose(got_cov, cov)
+    _assert_params(niqe.load_niqe_params(path), mu, cov)
     bad = tmp_path / "bad.npz"
     np.savez(bad, mu_prisparam=mu[:5])
     with pytest.raises(UserError, match="36"):
         niqe.load_niqe_params(bad)
+
+
+def test_niqe_params_check_catches_a_wrong_covariance(tmp_path):
+    """The check above fails when only the covariance is wrong (it once tested only mu)."""
+    path, mu, cov = _niqe_params(tmp_path, ".npz")
+    wrong = cov.copy()
+    wrong[3, 5] = wrong[5, 3] = wrong[3, 5] + 0.5
+    np.savez(path, mu_pris_param=mu[None], cov_pris_param=wrong)
+    with pytest.raises(AssertionError):
+        _assert_params(niqe.load_niqe_params(path), mu, cov)
+    _assert_params(niqe.load_niqe_params(path), mu, wrong)
 
 
 # ------------------------------------------------------------------ LPIPS
