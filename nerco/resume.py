@@ -14,6 +14,7 @@ import argparse
 import glob
 import logging
 import os
+import re
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -92,7 +93,8 @@ def save(folder: str, label: str | int, networks: dict[str, nn.Module], state: d
 
 
 def prune_states(folder: str, keep: str | int) -> list[str]:
-    """Remove every training state but ``latest``'s and ``keep``'s (weights stay).
+    """Remove the training states of the numbered labels (epochs, ``iter_<N>``) but
+    ``keep``'s; ``latest``'s, other files and every weight stay.
 
     Called after ``keep``'s set is complete, so the newest good state always survives.
     Returns the removed file names.
@@ -101,7 +103,7 @@ def prune_states(folder: str, keep: str | int) -> list[str]:
     for path in glob.glob(os.path.join(folder, "*_train_state.pth")):
         name = os.path.basename(path)
         label = checkpoint_set.label_of(name)
-        if label in (None, "latest", str(keep)):
+        if not re.fullmatch(r"(iter_)?\d+", label or "") or label == str(keep):
             continue
         checkpoint_set.drop_file(folder, label, name)
         removed.append(name)

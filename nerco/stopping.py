@@ -6,14 +6,17 @@ process may see two or three. Every SIGTERM therefore means "save and stop", nev
 once". Only a second Ctrl-C (SIGINT) stops at once, without saving: after the first, SIGINT
 gets its default action back, which ends the process even inside a long computation.
 
-Data-loading workers ignore both signals (:func:`ignore_in_worker`): a job-wide SIGTERM would
-kill them otherwise, and the training process would fail before it could save. They stop
-when the training process closes the loader or exits.
+Data-loading workers leave both signals to the training process (:class:`WorkerSignals`): a
+job-wide SIGTERM would kill them otherwise, and the training process would fail before it
+could save. They stop when the training process closes the loader, or when it exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
+import os
 import signal
 
 logger = logging.getLogger(__name__)
@@ -21,10 +24,28 @@ logger = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def ignore_in_worker(_worker_id: int) -> None:
-    """``worker_init_fn`` of the training data loader: signals are for the training process."""
-    for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+class WorkerSignals:
+    """``worker_init_fn`` of the training data loader: signals are for the training process.
+
+    A worker ignores SIGINT, and SIGTERM while the training process runs. Once that process
+    exits (an ``atexit`` hook sets a shared event), SIGTERM ends the worker again, so the
+    ``terminate()`` with which multiprocessing ends leftover workers at exit still works.
+    """
+
+    def __init__(self) -> None:
+        self._exiting = multiprocessing.Event()
+        atexit.register(self._exiting.set)
+
+    def __call__(self, _worker_id: int) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        exiting = self._exiting
+
+        def on_sigterm(signum: int, _frame) -> None:
+            if exiting.is_set():
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class StopRequests:

@@ -43,7 +43,7 @@ from nerco.losses import LossWeights
 from nerco.model import Architecture, NeRCoModel, describe_networks
 from nerco.networks import get_scheduler
 from nerco.run_guard import RunGuard
-from nerco.stopping import StopRequests, ignore_in_worker
+from nerco.stopping import StopRequests, WorkerSignals
 from nerco.util import save_image, tensor2im
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class Trainer:
         self.loader = DataLoader(SeededItems(self.dataset), batch_size=opt.batch_size,
                                  sampler=self.sampler, num_workers=opt.num_threads,
                                  pin_memory=device.type == "cuda",
-                                 worker_init_fn=ignore_in_worker,
+                                 worker_init_fn=WorkerSignals(),
                                  generator=torch.Generator().manual_seed(self.seed))
         benchmark = set_cudnn_benchmark(opt.cudnn_benchmark, opt.preprocess, device)
         clip_term = CLIPTerm(self._build_clip(), normalize_input=opt.objective == "paper")
@@ -386,6 +386,9 @@ class Trainer:
                 logger.info("stopped in epoch %d after %d iterations: saving 'latest'",
                             self.epoch, self.position // opt.batch_size)
                 self.save("latest")
+                # Under torchrun no process exits before rank 0 has written the set: torchrun
+                # would take the first exit as a failure and kill the others.
+                self.context.barrier()
                 logger.info("saved %s; resume with the same command plus --continue_train",
                             os.path.join(self.save_dir, "latest_train_state.pth"))
                 raise

@@ -218,3 +218,18 @@ def test_interrupted_save_is_finished_by_the_writer(tmp_path):
     assert _version(tmp_path) == 2.0
     recover(str(tmp_path))
     assert not committed.exists() and _version(tmp_path) == 2.0
+
+
+def test_pruning_takes_every_numbered_label_and_nothing_else(tmp_path):
+    from nerco.resume import prune_states
+
+    for label in ("3", "iter_40", "iter_50", "latest", "best"):
+        save_set(str(tmp_path), label, {f"{label}_net_G_A.pth": {"w": torch.ones(1)},
+                                        f"{label}_train_state.pth": {"s": torch.ones(1)}}, {})
+    assert sorted(prune_states(str(tmp_path), "iter_50")) == ["3_train_state.pth",
+                                                              "iter_40_train_state.pth"]
+    assert sorted(p.name for p in tmp_path.glob("*_train_state.pth")) == [
+        "best_train_state.pth", "iter_50_train_state.pth", "latest_train_state.pth"]
+    assert len(list(tmp_path.glob("*_net_G_A.pth"))) == 5
+    for label in ("3", "iter_40"):
+        assert verify_set(str(tmp_path), label) is not None  # the manifest lost the state
