@@ -108,3 +108,53 @@ def test_what_two_gloo_processes_agree_on(tmp_path):
         assert results["first"] == "weights"
     assert zero["error"] == "no CLIP weights"
     assert one["error"] == "rank 0 stopped (see its message)"
+
+
+def test_process_device_under_torchrun_is_local_rank(monkeypatch):
+    current = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(device))
+    assert distributed.process_device(torch.device("cuda", 0)) == torch.device("cuda", 1)
+    assert current == [torch.device("cuda", 1)]
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(UserError, match="--nproc_per_node 2"):
+        distributed.process_device(torch.device("cuda", 0))
+
+
+def test_train_py_makes_its_gpu_current_before_touching_cuda(monkeypatch, tmp_path):
+    """--gpu_ids 1: GPU 1 is the current device before the bf16 check (which asks the
+    current device) and before the data loader pins memory (which pins for it)."""
+    import train
+
+    events = []
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(train, "select_device", lambda ids: torch.device("cuda", 1))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: events.append(torch.device(d)))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: events.append("bf16?") or True)
+
+    def setup(device):
+        events.append(("setup", device))
+        raise UserError("stop here")
+
+    monkeypatch.setattr(distributed, "setup", setup)
+    code = train.main(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path),
+                       "--gpu_ids", "1", "--amp", "bf16", "--display_id", "0"])
+    assert code == 2
+    assert events == [torch.device("cuda", 1), "bf16?", ("setup", torch.device("cuda", 1))]
+
+
+def test_edge_projection_is_drawn_on_the_image_device(monkeypatch):
+    """Official objective: a fresh projection per call, made where the image is (on a GPU:
+    no CPU draw and copy). The meta device stands for the GPU."""
+    from nerco.edge import EdgeOperator
+
+    drawn = []
+    original = torch.nn.init.kaiming_uniform_
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_",
+                        lambda tensor, *a, **k: drawn.append(tensor.device) or original(
+                            tensor, *a, **k))
+    edge = EdgeOperator(random_projection=True).to("meta")
+    out = edge(torch.empty(1, 3, 8, 8, device="meta"))
+    assert out.device.type == "meta" and drawn == [torch.device("meta")]
