@@ -216,17 +216,27 @@ def resolve(folder: str, name: str) -> str:
     return os.path.join(folder, name)
 
 
-def read_manifest(folder: str, label: str | int) -> dict | None:
-    """The manifest of ``label``'s set, or None when it has none (older or foreign files)."""
-    path = resolve(folder, manifest_name(label))
+def _read_json(path: str):
+    """The JSON in ``path``; None when it does not exist."""
     try:
         with open(path) as handle:
-            manifest = json.load(handle)
+            return json.load(handle)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path} cannot be read ({exc}); delete it to load the files "
                         f"without checking them") from None
+
+
+def read_manifest(folder: str, label: str | int) -> dict | None:
+    """The manifest of ``label``'s set, or None when it has none (older or foreign files)."""
+    path = resolve(folder, manifest_name(label))
+    manifest = _read_json(path)
+    if manifest is None and path != os.path.join(folder, manifest_name(label)):
+        path = resolve(folder, manifest_name(label))  # a save finishing meanwhile moved it
+        manifest = _read_json(path)
+    if manifest is None:
+        return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a NeRCo checkpoint manifest; delete it to load the "
                         f"files without checking them")
