@@ -4,7 +4,9 @@
     torchrun --nproc_per_node 4 train.py --dataroot ./dataset/LOL --name LOL   # 4 GPUs
 
 Ctrl-C or SIGTERM saves ``latest`` (weights and training state) and exits; the same command
-with ``--continue_train`` resumes exactly. See README.md for the options and NERCO_SPEC.md
+with ``--continue_train`` resumes exactly. Exit status: 0 done, 1 the run diverged or could
+not save (one line says which; the files saved before are intact), 2 bad input, 130 / 143
+stopped by SIGINT / SIGTERM after saving. See README.md for the options and NERCO_SPEC.md
 for what is computed.
 """
 
@@ -50,9 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             logger.info(save_options(opt, options.parser, save_dir))
         if opt.seed is not None:
             seed_everything(opt.seed)
-        device = select_device(opt.gpu_ids)
-        check_amp(opt.amp, device)
         from nerco import distributed  # heavy imports after the options are checked
+
+        # This process's GPU becomes the current device before anything else touches CUDA
+        # (the bf16 check below, pinned memory), so that no context lands on GPU 0.
+        device = distributed.process_device(select_device(opt.gpu_ids))
+        check_amp(opt.amp, device)
+        from nerco.checkpoint_set import SaveFailed
+        from nerco.run_guard import TrainingDiverged
         from nerco.trainer import Trainer, TrainingInterrupted
 
         context = distributed.setup(device)
@@ -60,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
             Trainer(opt, context).run()
         except TrainingInterrupted as stop:
             return 128 + int(stop.signum)  # as a shell reports a process stopped by it
+        except (TrainingDiverged, SaveFailed) as failure:
+            # The run cannot go on; what was saved before is intact. Under torchrun only
+            # the process that saw it first reports it.
+            if getattr(failure, "report", True):
+                logger.error("error: %s", failure)
+            return 1
     except UserError as err:
         logger.error("error: %s", err)
         return 2

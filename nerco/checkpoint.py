@@ -2,7 +2,8 @@
 
 Files are plain state_dicts on the CPU without a ``module.`` prefix, like the authors'
 released checkpoints; a prefix left by DataParallel or DistributedDataParallel is removed
-on loading.
+on loading. Files that a training run saved come with a manifest (:mod:`nerco.checkpoint_set`)
+and are checked against it when read, so a set mixed by an interrupted save is refused.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import torch
 from torch import nn
 
+from nerco import checkpoint_set
 from nerco.errors import UserError
 
 
@@ -25,16 +27,28 @@ def unwrap(net: nn.Module) -> nn.Module:
     return getattr(net, "module", net)
 
 
+def cpu_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
+    """``net``'s state_dict as saved: on the CPU, without a wrapper prefix."""
+    return {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
+
+
 def save_network(net: nn.Module, path: str) -> None:
     """Save ``net``'s state_dict on the CPU, without a wrapper prefix, atomically."""
-    state = {k: v.detach().cpu() for k, v in unwrap(net).state_dict().items()}
     tmp = path + ".tmp"
-    torch.save(state, tmp)
+    torch.save(cpu_state_dict(net), tmp)
     os.replace(tmp, path)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
-    """Read a saved state_dict, dropping any ``module.`` prefix."""
+    """Read a saved state_dict, dropping any ``module.`` prefix.
+
+    A file with a manifest is read from its set's newest complete save and must match the
+    manifest (:func:`nerco.checkpoint_set.verified`).
+    """
+    try:
+        path = checkpoint_set.verified(path)
+    except FileNotFoundError:
+        pass  # reported below, by name
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist: check --checkpoints_dir, --name "
                         f"and --epoch (files are named <epoch>_net_<NAME>.pth)")

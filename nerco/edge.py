@@ -46,8 +46,10 @@ class EdgeOperator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mag = self.magnitude(x)
         if self.random_projection:
-            # §8.4 (released): a new, untrained projection for every call.
-            projection = nn.Conv2d(1, 3, kernel_size=1).to(device=x.device, dtype=x.dtype)
+            # §8.4 (released): a new, untrained projection for every call, drawn where it is
+            # used (on a GPU from its generator: no host-to-device copy, no synchronisation).
+            # Drawn in float32 and then cast, so that CPU draws match the release's.
+            projection = nn.Conv2d(1, 3, kernel_size=1, device=x.device).to(dtype=x.dtype)
             edges = projection(mag)
         else:
             # §8.4 (paper): the same magnitude in all three channels.

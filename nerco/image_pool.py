@@ -15,7 +15,11 @@ import torch
 class ImagePool:
     """A buffer of at most ``pool_size`` images; ``pool_size=0`` disables it.
 
-    ``query`` always returns detached tensors (the release stores ``image.data``).
+    With a buffer, ``query`` returns detached tensors (the release stores ``image.data``);
+    with ``pool_size=0`` it returns its input as is, gradients included, as the release does.
+    Each stored image is a copy of its own (not a view that would keep the whole batch
+    alive), kept in the precision it came in (bfloat16/float16 under ``--amp``) and handed
+    out in the precision of the query, so a run resumed with another ``--amp`` goes on.
     """
 
     def __init__(self, pool_size: int = 50) -> None:
@@ -28,13 +32,13 @@ class ImagePool:
             return images
         returned = []
         for image in images.detach():
-            image = image.unsqueeze(0)
+            image = image.unsqueeze(0).clone()
             if len(self.images) < self.pool_size:
                 self.images.append(image)
                 returned.append(image)
             elif random.uniform(0, 1) > 0.5:
                 slot = random.randint(0, self.pool_size - 1)
-                returned.append(self.images[slot].clone())
+                returned.append(self.images[slot].to(images.dtype, copy=True))
                 self.images[slot] = image
             else:
                 returned.append(image)

@@ -60,6 +60,7 @@ class LossLog:
         t_data: float,
         lr: float,
         losses: Mapping[str, SupportsFloat],
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
         """Append one step's losses to both files.
 
@@ -78,6 +79,7 @@ class LossLog:
             lr: Current learning rate (only stored in the JSON line).
             losses: Loss name to value; values may be Python/NumPy floats or one-element
                 tensors (anything ``float()`` accepts).
+            extra: More keys for the JSON line only (e.g. ``skipped_steps`` with fp16).
 
         Returns:
             The text line that was written, without the trailing newline.
@@ -98,6 +100,7 @@ class LossLog:
             "t_data": float(t_data),
             "lr": float(lr),
             "losses": values,
+            **(extra or {}),
         }
         _append(self.txt_path, message + "\n")
         _append(self.jsonl_path, json.dumps(record) + "\n")

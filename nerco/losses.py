@@ -9,6 +9,7 @@ Pre the NRN, H the mask extractor, D_* the text-driven appearance discriminator 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -138,7 +139,9 @@ def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str
     ``pools=None`` is the paper (§8.1, §8.2): the current images, with gradients. The
     release passes ``(pool_B, pool_A)``: fake_B, rec_B and fake_A go through ``pool_B``
     and rec_A through ``pool_A``; the pools return detached images, so no gradient flows
-    and the terms are only logged — they are evaluated under ``no_grad`` here.
+    and the terms are only logged — they are evaluated under ``no_grad`` here. Pools of size
+    0 (``--pool_size 0``) return the images as they are, and then, as in the release, the
+    terms train the generators.
     """
     if pools is None:
         return {
@@ -149,7 +152,8 @@ def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str
     # Query order matters for the pools' random draws: the release's order.
     fake_B, rec_B, fake_A = pool_B.query(fake_B), pool_B.query(rec_B), pool_B.query(fake_A)
     rec_A = pool_A.query(rec_A)
-    with torch.no_grad():
+    detached = pool_B.pool_size > 0 and pool_A.pool_size > 0
+    with torch.no_grad() if detached else contextlib.nullcontext():
         return {
             "D_A_CLIP": clip_term.loss(fake_B, "high") + clip_term.loss(rec_B, "high"),
             "D_B_CLIP": clip_term.loss(fake_A, "low") + clip_term.loss(rec_A, "low"),

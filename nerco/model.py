@@ -106,6 +106,24 @@ def enhance(Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor,
     return G_A(torch.cat((x, pre), 1) * mask)
 
 
+def _steps_taken(optimizer: torch.optim.Optimizer) -> int:
+    """Adam steps applied so far (its step count lives on the CPU: reading it is free)."""
+    state = optimizer.state.get(optimizer.param_groups[0]["params"][0])
+    return int(state["step"]) if state else 0
+
+
+def describe_networks(networks: dict[str, nn.Module], verbose: bool = False) -> str:
+    """Parameter count of each network (CycleGAN's lines), with ``verbose`` the layers too."""
+    lines = ["---------- Networks initialized -------------"]
+    for name, net in networks.items():
+        if verbose:
+            lines.append(str(unwrap(net)))
+        count = sum(p.numel() for p in net.parameters())
+        lines.append(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M")
+    lines.append("-----------------------------------------------")
+    return "\n".join(lines)
+
+
 class NeRCoModel(nn.Module):
     """Networks, pools and optimisers of one NeRCo training run.
 
@@ -156,6 +174,7 @@ class NeRCoModel(nn.Module):
             itertools.chain(*(d[name].parameters() for name in DISCRIMINATOR_NAMES)),
             lr=lr, betas=(beta1, 0.999))
         self.scaler: torch.amp.GradScaler | None = None  # made on the first fp16 iteration
+        self.skipped_steps = 0
 
     # ------------------------------------------------------------ mixed precision
     def _autocast(self, device: torch.device):
@@ -254,9 +273,14 @@ class NeRCoModel(nn.Module):
     def optimize_parameters(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
         """One iteration: forward, generator step with D frozen, then discriminator step.
 
-        Returns every logged loss (computed from the weights before this iteration's steps).
+        Returns every logged loss (computed from the weights before this iteration's steps);
+        ``self.skipped_steps`` is then the number of the two steps that the fp16 loss scaler
+        skipped (always 0 without ``amp="fp16"``).
         """
         autocast, scaler = self._autocast(real_A.device), self._scaler(real_A.device)
+        fp16 = scaler.is_enabled()
+        optimizers = (self.optimizer_G, self.optimizer_D)
+        steps_before = [_steps_taken(o) for o in optimizers] if fp16 else []
         self.discriminators.requires_grad_(False)
         self.optimizer_G.zero_grad(set_to_none=True)
         # Autograd keeps reflection pads' inputs rather than padded copies (nerco.memory).
@@ -275,9 +299,15 @@ class NeRCoModel(nn.Module):
         scaler.step(self.optimizer_D)
         self.optimizer_D.zero_grad(set_to_none=True)
         scaler.update()
+        # Steps the fp16 GradScaler skipped (inf/NaN gradients): Adam did not count them.
+        if fp16:
+            steps_after = [_steps_taken(o) for o in optimizers]
+            self.skipped_steps = sum(b == a for b, a in zip(steps_before, steps_after))
         self.visuals = {k: t.detach().float() for k, t in v.items()}
         terms = g_terms | d_terms
-        return {name: float(terms[name].detach()) for name in losses.LOSS_NAMES}
+        # All losses reach the host in one transfer (the iteration's only synchronisation).
+        values = torch.stack([terms[name].detach().float() for name in losses.LOSS_NAMES])
+        return dict(zip(losses.LOSS_NAMES, values.tolist()))
 
     # ------------------------------------------------------------ training state
     def training_state(self) -> dict:

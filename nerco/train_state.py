@@ -37,7 +37,9 @@ def capture_rng() -> dict:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # The current device's generator only: the one this process draws from (reading
+        # every device's would be harmless, but restoring them means nothing).
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -49,14 +51,21 @@ def restore_rng(state: dict) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all(cuda_states)
+        saved = state["cuda"]
+        if isinstance(saved, list | tuple):  # older states: one per device, take the first
+            saved = saved[0]
+        torch.cuda.set_rng_state(saved)
+
+
+def stamped(state: dict) -> dict:
+    """``state`` with the format marks that :func:`load_state` checks."""
+    return {"format": FORMAT, "version": VERSION, **state}
 
 
 def save_state(state: dict, path: str) -> None:
     """Write ``state`` atomically (a crash while writing leaves the previous file intact)."""
     tmp = path + ".tmp"
-    torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    torch.save(stamped(state), tmp)
     os.replace(tmp, path)
 
 

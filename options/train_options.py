@@ -82,6 +82,10 @@ class TrainOptions(BaseOptions):
                             help="activation checkpointing of G_A, G_B, Pre and H: same "
                                  "numbers, about 30%% more arithmetic (1.2x the time on a "
                                  "CPU), a third of the memory (for large --crop_size)")
+        parser.add_argument("--cudnn_benchmark", default="auto", choices=("auto", "on", "off"),
+                            help="cuDNN autotuning of the convolutions (CUDA): auto = on when "
+                                 "every batch has one size (a --preprocess with crop), off "
+                                 "when sizes vary (tuning then repeats for each new size)")
         # the objective
         parser.add_argument("--objective", default="official", choices=OBJECTIVES,
                             help="official = released code (spec §8 quirks); paper = fixed")

@@ -26,6 +26,14 @@ RUN = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--num_threads", "0",
        "--pool_size", "2", "--seed", "7"]
 
 
+class NoCLIP:
+    """Stands for the CLIP term where its values do not matter: CLIP in float16 on the CPU
+    takes tens of seconds per iteration."""
+
+    def loss(self, images: torch.Tensor, target: str) -> torch.Tensor:
+        return images.float().mean() * 0
+
+
 def _args(root: Path, saves: Path, name: str, *extra) -> list[str]:
     return ["--dataroot", str(root), "--checkpoints_dir", str(saves), "--name", name,
             *RUN, *map(str, extra)]
@@ -112,9 +120,11 @@ def test_numbered_states_are_pruned(reference_run, tmp_path):
 
 
 def _long_run(root: Path, saves: Path, name: str, *extra) -> subprocess.Popen:
+    """train.py in a session of its own, so that a signal can reach all its processes."""
     args = _args(root, saves, name, "--n_epochs", "50", *extra)
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def _wait_for_iterations(log: Path, proc: subprocess.Popen, count: int) -> None:
@@ -126,15 +136,19 @@ def _wait_for_iterations(log: Path, proc: subprocess.Popen, count: int) -> None:
     pytest.fail(f"training did not reach {count} iterations: {proc.communicate()[0][-2000:]}")
 
 
-def test_sigterm_saves_latest_and_exits(reference_run, tmp_path):
+def test_repeated_sigterm_to_every_process_saves_and_stops(reference_run, tmp_path):
+    """As Slurm's scancel does (and torchrun, which forwards its own): SIGTERM to every
+    process of the job, data workers included, more than once."""
     root, _ = reference_run
     proc = _long_run(root, tmp_path, "term", "--num_threads", "2")
     _wait_for_iterations(tmp_path / "term" / "loss_log.jsonl", proc, 2)
-    proc.send_signal(signal.SIGTERM)
+    for _ in range(3):
+        os.killpg(proc.pid, signal.SIGTERM)
+        time.sleep(0.05)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, out
     assert "Traceback" not in out, out
-    assert "SIGTERM received" in out
+    assert out.count("SIGTERM received") == 1
     state = torch.load(tmp_path / "term" / "latest_train_state.pth", weights_only=True)
     records = read_jsonl(tmp_path / "term" / "loss_log.jsonl")
     assert state["total_iters"] == records[-1]["total_iters"]
@@ -142,15 +156,129 @@ def test_sigterm_saves_latest_and_exits(reference_run, tmp_path):
         assert (tmp_path / "term" / f"latest_net_{name}.pth").is_file()
 
 
-def test_amp_bf16_trains_on_cpu(reference_run, tmp_path):
+def test_only_a_second_ctrl_c_stops_at_once():
+    from nerco.stopping import StopRequests
+
+    with StopRequests(announce=False) as stop:
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGTERM)  # each would end the process by default
+        assert stop.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) == stop._handle
+        os.kill(os.getpid(), signal.SIGINT)  # "save and stop" as well...
+        assert stop.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL  # ...the next one kills
+        assert signal.getsignal(signal.SIGTERM) == stop._handle
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, capsys):
+    """Pools saved under bf16 autocast hold bfloat16 images: a float32 resume must take them;
+    options that the state overrides, and those it does not, are named with both values."""
     root, _ = reference_run
-    assert train.main(_args(root, tmp_path, "bf16", "--amp", "bf16", "--n_epochs_decay",
+    assert train.main(_args(root, tmp_path, "amp", "--amp", "bf16", "--n_epochs_decay",
                             "0")) == 0
-    records = read_jsonl(tmp_path / "bf16" / "loss_log.jsonl")
+    records = read_jsonl(tmp_path / "amp" / "loss_log.jsonl")
     assert len(records) == 2
     assert all(torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in records)
-    weights = _weights(tmp_path / "bf16")["G_A"]
+    weights = _weights(tmp_path / "amp")["G_A"]
     assert all(v.dtype == torch.float32 for v in weights.values())  # master weights stay fp32
+    state = torch.load(tmp_path / "amp" / "latest_train_state.pth", weights_only=True)
+    pools = state["model"]["pools"]
+    assert {im.dtype for pool in pools.values() for im in pool["images"]} == {torch.bfloat16}
+    capsys.readouterr()
+    # Epoch 2 of 3 + 0 trains at the full rate (the last epoch at lr 0, release timing).
+    assert train.main(_args(root, tmp_path, "amp", "--continue_train", "--n_epochs", "3",
+                            "--n_epochs_decay", "0", "--lr", "0.001", "--pool_size", "1")) == 0
+    out = capsys.readouterr().out
+    assert "--lr 0.001 ignored: the training state continues with 0.0002" in out
+    assert "--amp is none, the saved run used bf16: the resumed run goes on with none" in out
+    assert "--pool_size is 1, the saved run used 2" in out
+    assert "--n_epochs is 3, the saved run used 1" in out
+    records = read_jsonl(tmp_path / "amp" / "loss_log.jsonl")
+    assert [r["epoch"] for r in records] == [1, 1, 2, 2, 3, 3]
+    assert [r["lr"] for r in records[2:4]] == [0.0002, 0.0002]  # the state's, not 0.001
+
+
+def test_save_by_iter_keeps_one_iter_state(reference_run, tmp_path):
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "it", "--save_by_iter", "--save_latest_freq",
+                            "2")) == 0
+    run_dir = tmp_path / "it"
+    assert sorted(p.name for p in run_dir.glob("*_train_state.pth")) == [
+        "iter_6_train_state.pth", "latest_train_state.pth"]
+    from nerco.checkpoint_set import verify_set
+
+    for label in ("iter_2", "iter_4", "iter_6"):  # weights stay, each set still checks out
+        manifest = verify_set(str(run_dir), label)
+        assert sorted(manifest["files"]) == sorted(
+            [f"{label}_net_{n}.pth" for n in ALL_NETS]
+            + ([f"{label}_train_state.pth"] if label == "iter_6" else []))
+
+
+def test_a_mixed_set_is_refused_on_resume(reference_run, tmp_path, capsys):
+    root, full = reference_run
+    run_dir = tmp_path / "mixed"
+    shutil.copytree(full, run_dir)
+    other = torch.load(run_dir / "latest_net_G_B.pth", weights_only=True)
+    torch.save({k: v + 1 for k, v in other.items()}, run_dir / "latest_net_G_B.pth")
+    assert train.main(_args(root, tmp_path, "mixed", "--continue_train")) == 2
+    out = capsys.readouterr().out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in out
+    assert "latest_net_G_B.pth does not belong to the set" in errors[0]
+
+
+def test_disk_full_while_saving_stops_in_one_line(reference_run, tmp_path, capsys,
+                                                  monkeypatch):
+    """The save at the end of epoch 2 runs out of space: the epoch-1 set stays whole."""
+    import errno
+
+    root, _ = reference_run
+    original, calls = torch.save, {"n": 0}
+
+    def save(obj, handle, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 * 9 + 3:  # epoch 1: 'latest' and '1', 9 files each; then full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    assert train.main(_args(root, tmp_path, "full", "--save_epoch_freq", "1")) == 1
+    out = capsys.readouterr().out
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in out, out[-2000:]
+    assert "saving 'latest'" in errors[0] and "disk full" in errors[0]
+    monkeypatch.undo()
+    from nerco.checkpoint_set import verify_set
+
+    assert verify_set(str(tmp_path / "full"), "latest")["total_iters"] == 2
+    assert not [p for p in (tmp_path / "full").iterdir() if p.name.startswith(".")]
+
+
+def test_plateau_steps_on_the_epoch_cycle_losses(reference_run, tmp_path, capsys):
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "pl", "--lr_policy", "plateau", "--n_epochs", "2",
+                            "--n_epochs_decay", "0", "--verbose")) == 0
+    out = capsys.readouterr().out
+    assert "[Network G_A] Total number of parameters :" in out and "ResnetGenerator(" in out
+    records = read_jsonl(tmp_path / "pl" / "loss_log.jsonl")
+    means = [sum(r["losses"]["cycle_A"] + r["losses"]["cycle_B"] for r in records
+                 if r["epoch"] == e) / 2 for e in (1, 2)]
+    state = torch.load(tmp_path / "pl" / "latest_train_state.pth", weights_only=True)
+    assert state["schedulers"][0]["best"] == pytest.approx(means[0])  # stepped once: epoch 2
+    assert state["plateau"]["last"] == pytest.approx(means[1])
+    assert "plateau on the last epoch's mean cycle_A + cycle_B" in out
+
+
+def test_frequencies_count_samples(reference_run, tmp_path):
+    """print_freq / save_latest_freq: every N samples, whatever the samples per iteration
+    (batch × processes): with 2 per iteration and N = 3, at 4 (past 3) and 6."""
+    root, _ = reference_run
+    assert train.main(_args(root, tmp_path, "f", "--batch_size", "2", "--print_freq", "3",
+                            "--save_latest_freq", "5", "--save_by_iter")) == 0
+    records = read_jsonl(tmp_path / "f" / "loss_log.jsonl")
+    assert [r["total_iters"] for r in records] == [4, 6]
+    assert (tmp_path / "f" / "iter_6_net_G_A.pth").is_file()
 
 
 def test_amp_fp16_on_cpu_is_refused(reference_run, tmp_path, capsys):
@@ -182,14 +310,38 @@ def test_checkpointing_run_matches_the_plain_run(reference_run, tmp_path, monkey
             torch.testing.assert_close(trained[name][key], value, rtol=1e-4, atol=1e-6)
 
 
+def _torchrun_cmd(root: Path, saves: Path, name: str, ranks: Path, *extra,
+                  seed: bool = True) -> list[str]:
+    """torchrun with 2 CPU processes; each leaves its weights in ``ranks``."""
+    args = _args(root, saves, name, "--n_epochs_decay", "1", *extra)
+    if not seed:
+        at = args.index("--seed")
+        del args[at:at + 2]
+    ranks.mkdir(parents=True, exist_ok=True)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+            "2", str(ROOT / "tests" / "torchrun_worker.py"), str(ranks), *args]
+
+
+_TORCHRUN_ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
 def _torchrun(root: Path, saves: Path, name: str, *extra) -> Path:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", str(ROOT / "train.py"),
-           *_args(root, saves, name, "--n_epochs_decay", "1", *extra)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    cmd = _torchrun_cmd(root, saves, name, saves / f"{name}_ranks", *extra)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=_TORCHRUN_ENV)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return saves / name
+
+
+def _ranks_agree(ranks: Path) -> dict:
+    """Rank 1 ends with exactly rank 0's weights (DDP averaged every gradient; the ranks
+    trained on different samples, so without it they would differ). Returns rank 0's."""
+    zero, one = (torch.load(ranks / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert zero["seed"] == one["seed"] and zero["total_iters"] == one["total_iters"]
+    for name in ALL_NETS:
+        for key, value in zero["nets"][name].items():
+            assert torch.equal(value, one["nets"][name][key]), (name, key)
+    return zero
 
 
 @pytest.fixture(scope="module")
@@ -205,9 +357,31 @@ def test_torchrun_two_processes_on_cpu(ddp_run):
     assert len([line for line in (run_dir / "loss_log.txt").read_text().splitlines()
                 if line.startswith("================")]) == 1
     assert "2 processes" in (run_dir / "train.log").read_text()
+    rank0 = _ranks_agree(run_dir.parent / "ddp_ranks")
     for name in ALL_NETS:
         state = torch.load(run_dir / f"latest_net_{name}.pth", weights_only=True)
         assert not any(k.startswith("module.") for k in state)
+        assert all(torch.equal(v, rank0["nets"][name][k]) for k, v in state.items())
+
+
+def test_torchrun_without_seed_stops_everywhere_on_sigterm(reference_run, tmp_path):
+    """No --seed: rank 0's random seed reaches every rank. SIGTERM to every process (as
+    scancel sends it; torchrun forwards its own as well): all stop at one iteration, save."""
+    ranks = tmp_path / "ranks"
+    cmd = _torchrun_cmd(reference_run[0], tmp_path, "term", ranks, "--n_epochs", "50",
+                        seed=False)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=_TORCHRUN_ENV, start_new_session=True)
+    _wait_for_iterations(tmp_path / "term" / "loss_log.jsonl", proc, 2)
+    workers = [int((ranks / f"rank{r}.pid").read_text()) for r in (0, 1)]
+    for group in (proc.pid, *workers):  # torchrun and each worker run in their own session
+        os.killpg(group, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    exits = [(ranks / f"rank{r}.exit").read_text() for r in (0, 1)]
+    assert exits == [str(128 + signal.SIGTERM)] * 2, out[-3000:]
+    rank0 = _ranks_agree(ranks)
+    state = torch.load(tmp_path / "term" / "latest_train_state.pth", weights_only=True)
+    assert state["total_iters"] == rank0["total_iters"] >= 4 and state["seed"] == rank0["seed"]
 
 
 def test_torchrun_with_checkpointing_matches_plain_torchrun(reference_run, ddp_run, tmp_path):
@@ -258,14 +432,12 @@ def test_folder_of_unreadable_images_stops_in_one_line(tmp_path, workers):
     assert len(errors) == 1 and "no image in" in errors[0] and "trainB" in errors[0], out
 
 
-def test_fp16_loss_scaling_path_and_its_state(random_clip):
+def test_fp16_loss_scaling_path_and_its_state():
     """The GradScaler path of --amp fp16 (CUDA in practice; CPU autocast runs the same code)."""
-    from nerco.clip_term import CLIPTerm
     from nerco.model import Architecture
 
     torch.manual_seed(0)
-    model = NeRCoModel(Architecture(ngf=4, ndf=4), CLIPTerm(random_clip), pool_size=2,
-                       amp="fp16")
+    model = NeRCoModel(Architecture(ngf=4, ndf=4), NoCLIP(), pool_size=2, amp="fp16")
     before = {k: v.clone() for k, v in model.generators["G_A"].state_dict().items()}
     real_A, real_B = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
     # The default initial scale (2^16) overflows float16 gradients at first, and the scaler
@@ -274,11 +446,24 @@ def test_fp16_loss_scaling_path_and_its_state(random_clip):
     losses = model.optimize_parameters(real_A, real_B)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert model.scaler is not None and model.scaler.is_enabled()
+    assert model.skipped_steps == 0
     state = model.training_state()
     assert state["scaler"]["scale"] > 0
     changed = [k for k, v in model.generators["G_A"].state_dict().items()
                if not torch.equal(v, before[k])]
     assert changed  # the scaled gradients were unscaled and applied
-    other = NeRCoModel(Architecture(ngf=4, ndf=4), CLIPTerm(random_clip), amp="fp16")
+    other = NeRCoModel(Architecture(ngf=4, ndf=4), NoCLIP(), amp="fp16")
     other.load_training_state(state, torch.device("cpu"))
     assert other.scaler.state_dict()["scale"] == state["scaler"]["scale"]
+
+
+def test_cudnn_benchmark_only_for_fixed_sizes():
+    from nerco.trainer import set_cudnn_benchmark
+
+    cpu = torch.device("cpu")
+    assert set_cudnn_benchmark("auto", "resize_and_crop", cpu)
+    assert set_cudnn_benchmark("auto", "scale_width_and_crop", cpu)
+    assert not set_cudnn_benchmark("auto", "none", cpu)
+    assert not set_cudnn_benchmark("auto", "scale_width", cpu)
+    assert set_cudnn_benchmark("on", "none", cpu)
+    assert not set_cudnn_benchmark("off", "crop", cpu)
