@@ -291,14 +291,21 @@ class Trainer:
     def _batches(self):
         """This epoch's remaining batches; a data worker's UserError as a one-line error."""
         iterator = iter(self.loader)
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                return
-            except UserError as err:
-                raise UserError(_worker_error_line(err)) from None
-            yield batch
+        try:
+            while True:
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    return
+                except UserError as err:
+                    raise UserError(_worker_error_line(err)) from None
+                yield batch
+        finally:
+            # Stop the workers now, not at interpreter exit: there multiprocessing would
+            # terminate them and the loader's SIGCHLD handler turn that into a traceback.
+            shutdown = getattr(iterator, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
 
     # ------------------------------------------------------------------ loop
     def _log(self, epoch: int, losses: dict[str, float], t_comp: float, t_data: float) -> None:
