@@ -72,7 +72,10 @@ class MaskExtractor(nn.Module):
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
         pooled = torch.cat(
             [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
-        weights = self.conv_ca(self.fc2(torch.relu(self.fc1(pooled))))
+        # One image at a time: over a batch these 1x1 layers are one matrix product whose
+        # rounding depends on the batch size, and an image's mask on the images beside it.
+        weights = torch.cat([self.conv_ca(self.fc2(torch.relu(self.fc1(p))))
+                             for p in pooled.split(1)])
         # Spatial attention: [channel mean, channel max] of F' = a · F -> 7x7 (no padding)
         # -> sigmoid.
         if fast:
