@@ -230,11 +230,11 @@ class Outcome:
 
 
 def _threads(opt, shard: Shard) -> int:
-    """--num_threads, or this process's share of the CPU cores, at most 8."""
+    """--num_threads, or this process's share of the CPU cores, at most 16."""
     if opt.num_threads > 0:
         return opt.num_threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(8, (cores or 1) // shard.local_world_size))
+    return max(1, min(16, (cores or 1) // shard.local_world_size))
 
 
 def _plan_all(opt) -> tuple[list[Job], str, list | None] | str:
@@ -258,8 +258,9 @@ def run(opt, shard: Shard | None = None) -> Outcome:
 
     from nerco.checkpoint import network_path
     from nerco.enhancer import load_enhancer
+    from nerco.folder_io import Task, read_dataset_image, read_photo
     from nerco.model import ENHANCER_NAMES
-    from nerco.pipeline import Pipeline, Task, read_dataset_image, read_photo
+    from nerco.pipeline import Pipeline
 
     shard = shard or Shard.from_env()
     shard.join()

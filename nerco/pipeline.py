@@ -3,135 +3,67 @@
 Three stages run at once, joined by bounded queues, so memory stays flat however many
 images there are:
 
-1. **decoding**, in ``threads`` threads, in task order, at most ``threads + batch_size``
-   images ahead of the network (Pillow and zlib release the GIL while they decode);
+1. **decoding**, in ``threads // 2`` threads (at least one), in task order, a few images
+   ahead of the network (Pillow, zlib and torch release the GIL while they work);
 2. **the network**, in the calling thread: images of one size are stacked into batches of
-   up to ``batch_size`` (instance norm is per image, so a batch gives each image the result
-   it gets alone); the 8-bit batch goes to the device and comes back as 8 bits, the
-   conversions to [-1, 1] and back running there with ``to_tensor``'s and ``tensor2im``'s
-   exact arithmetic. On CUDA the copies go through pinned memory, non-blocking, the upload
-   on a stream of its own, so the next batch is copied while the current one runs;
-3. **writing**, in ``threads`` threads: each PNG is encoded to a hidden temporary name
-   beside its destination (``.<name>.partial``) and renamed, so a destination file is
+   up to ``batch_size`` (instance norm and the attention are per image, so a batch gives each
+   image the numbers it gets alone). On CUDA the 8-bit batch goes through pinned memory with
+   a non-blocking copy on a stream of its own, so the next batch is copied while the current
+   one runs, and the conversions to [-1, 1] and back run on the GPU; on the CPU they run in
+   the decoding and writing threads, beside the network instead of before and after it;
+3. **writing**, in ``threads`` threads: each PNG goes to a hidden temporary name beside its
+   destination and is renamed (:func:`nerco.folder_io.write_png`), so a destination file is
    always complete, even when the process is killed.
 
 An image that cannot be read, is too small, or does not fit in the device's memory becomes
-a :class:`Failure` (one line naming the file and what to do) and the run goes on.
+a :class:`~nerco.folder_io.Failure` (one line naming the file and what to do) and the run
+goes on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import queue
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image
 
-from data.image_folder import load_photo, load_rgb
-from data.transforms import to_tensor
 from nerco.enhancer import MIN_SIDE
 from nerco.errors import UserError
+from nerco.folder_io import (
+    Decoded,
+    Failure,
+    Task,
+    as_pixels,
+    input_table,
+    read_photo,
+    to_network,
+    to_uint8,
+    write_png,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Batches launched on a CUDA device and not yet copied back, at most.
 IN_FLIGHT = 2
+Batch = list[tuple[Task, Decoded]]
 
 
-@dataclass(frozen=True)
-class Task:
-    """One image: its file, the PNG of its result and, optionally (the ``--dataroot``
-    layout), a PNG of the network's input."""
-
-    source: str
-    result: str
-    input_png: str | None = None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An image that was not enhanced, and why (one line that names it)."""
-
-    source: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """A decoded image: (H, W, 3) uint8 RGB and the ICC profile to embed in its result."""
-
-    pixels: np.ndarray
-    icc_profile: bytes | None = None
-
-
-@dataclass
+@dataclasses.dataclass
 class Report:
     """What a run did: images written, failures, and whether a stop request ended it."""
 
     written: int = 0
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[Failure] = dataclasses.field(default_factory=list)
     stopped: bool = False
 
 
-def read_dataset_image(path: str) -> Decoded:
-    """``--dataroot``: pixels as stored (the authors' behaviour), no profile kept."""
-    return Decoded(np.asarray(load_rgb(path)))
-
-
-def read_photo(path: str) -> Decoded:
-    """``--input``: pixels as displayed (EXIF orientation applied), RGB ICC profile kept."""
-    image, profile = load_photo(path)
-    return Decoded(np.asarray(image), profile)
-
-
-def write_png(path: str, pixels: np.ndarray, icc_profile: bytes | None = None) -> None:
-    """Write (H, W, 3) uint8 ``pixels`` as the PNG ``path`` through a temporary file in the
-    same folder, renamed at the end, so ``path`` never holds a partial image."""
-    folder, name = os.path.split(path)
-    os.makedirs(folder or ".", exist_ok=True)
-    temporary = os.path.join(folder, f".{name}.partial")
-    options = {"icc_profile": icc_profile} if icc_profile else {}
-    Image.fromarray(np.ascontiguousarray(pixels)).save(temporary, format="PNG", **options)
-    os.replace(temporary, path)
-
-
-def input_table() -> torch.Tensor:
-    """(256,) float32: ``to_tensor``'s value for each 8-bit level, computed by ``to_tensor``
-    itself, so a lookup gives its exact numbers on any device (a GPU divides by a scalar
-    through its reciprocal, which differs in the last bit)."""
-    levels = np.arange(256, dtype=np.uint8)
-    return to_tensor(Image.fromarray(np.stack([levels] * 3, axis=-1)[None]))[0, 0]
-
-
-def to_uint8(y: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1] → (N, H, W, 3) uint8 with ``tensor2im``'s arithmetic:
-    ``(y + 1) / 2 * 255`` in float32, clipped, truncated toward zero."""
-    y = ((y.float() + 1) / 2.0 * 255.0).clamp_(0.0, 255.0)
-    return y.to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-def _decode(read: Callable[[str], Decoded], path: str) -> Decoded | Failure:
-    try:
-        image = read(path)
-    except UserError as err:
-        return Failure(path, str(err))
-    except MemoryError:
-        return Failure(path, f"{path} is too large to decode in this machine's memory")
-    height, width = image.pixels.shape[:2]
-    if min(height, width) < MIN_SIDE:
-        return Failure(path, f"{path} is {width}x{height} pixels, too small: NeRCo needs at "
-                             f"least {MIN_SIDE}x{MIN_SIDE}")
-    return image
-
-
-def decoded_in_order(tasks: Iterable[Task], read: Callable[[str], Decoded],
+def decoded_in_order(tasks: Iterable[Task], decode: Callable[[str], Decoded | Failure],
                      pool: ThreadPoolExecutor, ahead: int
                      ) -> Iterator[tuple[Task, Decoded | Failure]]:
     """Each task with its decoded image, in task order, decoding at most ``ahead`` images
@@ -142,7 +74,7 @@ def decoded_in_order(tasks: Iterable[Task], read: Callable[[str], Decoded],
     def submit_next() -> None:
         task = next(source, None)
         if task is not None:
-            pending.append((task, pool.submit(_decode, read, task.source)))
+            pending.append((task, pool.submit(decode, task.source)))
 
     for _ in range(max(1, ahead)):
         submit_next()
@@ -154,9 +86,6 @@ def decoded_in_order(tasks: Iterable[Task], read: Callable[[str], Decoded],
     finally:
         for _, future in pending:
             future.cancel()
-
-
-Batch = list[tuple[Task, Decoded]]
 
 
 def batches_by_size(items: Iterable[tuple[Task, Decoded | Failure]], batch_size: int
@@ -210,8 +139,8 @@ class _Writer:
         for i, (task, image) in enumerate(batch):
             try:
                 if task.input_png is not None:  # before the result: a result implies both
-                    write_png(task.input_png, inputs[i].numpy())
-                write_png(task.result, results[i].numpy(), image.icc_profile)
+                    write_png(task.input_png, as_pixels(inputs[i]))
+                write_png(task.result, as_pixels(results[i]), image.icc_profile)
                 self.finished.put((task, None))
             except OSError as err:
                 reason = f"cannot write {task.result}: {err.strerror or err}"
@@ -222,24 +151,24 @@ class _Writer:
 
 
 def _out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
     text = str(err)
-    return isinstance(err, RuntimeError) and ("can't allocate memory" in text
-                                              or "not enough memory" in text)
+    return isinstance(err, torch.OutOfMemoryError) or (
+        isinstance(err, RuntimeError)
+        and ("can't allocate memory" in text or "not enough memory" in text))
 
 
 class Pipeline:
-    """Enhances :class:`Task` lists with ``enhancer`` on ``device`` (see the module notes).
+    """Enhances :class:`~nerco.folder_io.Task` lists on ``device`` (see the module notes).
 
     Args:
         enhancer: (N, 3, H, W) in [-1, 1] → the same shape in [-1, 1] (an
             :class:`nerco.enhancer.Enhancer`, or any module with that contract).
         device: where ``enhancer`` runs.
-        read: path → :class:`Decoded` (:func:`read_photo` or :func:`read_dataset_image`);
-            it raises UserError for a file it cannot read.
+        read: path → :class:`~nerco.folder_io.Decoded` (``read_photo`` or
+            ``read_dataset_image``); it raises UserError for a file it cannot read.
         batch_size: images of one size enhanced together, at most.
-        threads: decoding threads, and as many writing threads.
+        threads: writing threads; half as many decode (at least one): a PNG costs several
+            times its decoding.
     """
 
     def __init__(self, enhancer: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
@@ -247,6 +176,7 @@ class Pipeline:
                  threads: int = 4) -> None:
         self.enhancer, self.device, self.read = enhancer, torch.device(device), read
         self.batch_size, self.threads = max(1, batch_size), max(1, threads)
+        self.readers = max(1, self.threads // 2)
         self.cuda = self.device.type == "cuda"
         self.table = input_table().to(self.device)
         self.upload_stream = torch.cuda.Stream(self.device) if self.cuda else None
@@ -258,11 +188,10 @@ class Pipeline:
         """Enhance ``tasks``; ``stop()`` is asked before each batch (True: finish the batches
         under way and their writes, then return); ``progress(n)`` after ``n`` more images
         are written or have failed."""
-        report = Report()
-        self._progress = progress
+        report, self._progress = Report(), progress
         writer = _Writer(self.threads, bound=self.threads + 1)
-        readers = ThreadPoolExecutor(self.threads, thread_name_prefix="nerco-read")
-        items = decoded_in_order(tasks, self.read, readers, self.threads + self.batch_size)
+        readers = ThreadPoolExecutor(self.readers, thread_name_prefix="nerco-read")
+        items = decoded_in_order(tasks, self._decode, readers, self.readers + self.batch_size)
         try:
             for group in batches_by_size(items, self.batch_size):
                 if stop():
@@ -279,6 +208,23 @@ class Pipeline:
             writer.close()
         self._collect(writer, report)
         return report
+
+    def _decode(self, path: str) -> Decoded | Failure:
+        """A decoding thread's work: read, check the size, on the CPU also convert."""
+        try:
+            image = self.read(path)
+        except UserError as err:
+            return Failure(path, str(err))
+        except MemoryError:
+            return Failure(path, f"{path} is too large to decode in this machine's memory")
+        height, width = image.pixels.shape[:2]
+        if min(height, width) < MIN_SIDE:
+            return Failure(path, f"{path} is {width}x{height} pixels, too small: NeRCo needs "
+                                 f"at least {MIN_SIDE}x{MIN_SIDE}")
+        if self.cuda:
+            return image
+        return dataclasses.replace(image, tensor=to_network(torch.from_numpy(image.pixels),
+                                                            self.table))
 
     def _fail(self, report: Report, failure: Failure) -> None:
         logger.warning("skipped: %s", failure.reason)
@@ -316,39 +262,44 @@ class Pipeline:
                 for item in batch:
                     self._enhance([item], writer, report)
                 return
-            height, width = batch[0][1].pixels.shape[:2]
-            where = ("the GPU's memory" if self.cuda else "this machine's memory")
-            hint = ("run it on the CPU with --gpu_ids -1, or with --amp bf16" if self.cuda
-                    else "use a machine with more memory, or shrink the image")
-            self._fail(report, Failure(batch[0][0].source, f"{batch[0][0].source} "
-                                       f"({width}x{height}) does not fit in {where}: {hint}"))
+            task, image = batch[0]
+            height, width = image.pixels.shape[:2]
+            hint = ("does not fit in the GPU's memory: enhance it on the CPU with --gpu_ids "
+                    "-1, or try --amp bf16" if self.cuda else
+                    "does not fit in this machine's memory: use one with more, or a smaller "
+                    "copy of the image")
+            self._fail(report, Failure(task.source, f"{task.source} ({width}x{height}) {hint}"))
             return
         writer.submit(batch, results, inputs, ready)
 
     def _forward(self, batch: Batch):
-        """(results, inputs or None, CUDA event): uint8 (N, H, W, 3) tensors on the host."""
-        host = torch.from_numpy(np.stack([image.pixels for _, image in batch]))
-        levels = self._upload(host)
-        x = self.table[levels.int()].permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+        """The batch through the network: (results, inputs or None, CUDA event or None).
+        On CUDA, uint8 (N, H, W, 3) on pinned host memory, ready once the event is; on the
+        CPU, the (N, 3, H, W) tensors in [-1, 1], which the writing threads convert."""
+        if self.cuda:
+            host = torch.from_numpy(np.stack([image.pixels for _, image in batch]))
+            x = to_network(self._upload(host), self.table)
+        elif len(batch) == 1:
+            x = batch[0][1].tensor[None]
+        else:
+            x = torch.stack([image.tensor for _, image in batch])
         with torch.no_grad():
             y = self.enhancer(x)
-        wants_inputs = any(task.input_png is not None for task, _ in batch)
+        inputs = x if any(task.input_png is not None for task, _ in batch) else None
+        if not self.cuda:
+            return y, inputs, None
         results = self._download(to_uint8(y))
-        inputs = self._download(to_uint8(x)) if wants_inputs else None
-        ready = None
-        if self.cuda:
-            ready = torch.cuda.Event()
-            ready.record()
-            self._launched.append(ready)
-            if len(self._launched) > IN_FLIGHT:  # bound how far the host runs ahead
-                self._launched.popleft().synchronize()
+        inputs = None if inputs is None else self._download(to_uint8(inputs))
+        ready = torch.cuda.Event()
+        ready.record()
+        self._launched.append(ready)
+        if len(self._launched) > IN_FLIGHT:  # bound how far the host runs ahead
+            self._launched.popleft().synchronize()
         return results, inputs, ready
 
     def _upload(self, host: torch.Tensor) -> torch.Tensor:
-        """The uint8 batch on the device; on CUDA pinned, copied on the upload stream, and
-        the compute stream waits for that copy only."""
-        if not self.cuda:
-            return host
+        """CUDA: the uint8 batch pinned and copied on the upload stream; the compute stream
+        waits for that copy only, so it overlaps the batch running before it."""
         host = host.pin_memory()
         with torch.cuda.stream(self.upload_stream):
             levels = host.to(self.device, non_blocking=True)
@@ -358,8 +309,7 @@ class Pipeline:
         return levels
 
     def _download(self, levels: torch.Tensor) -> torch.Tensor:
-        if not self.cuda:
-            return levels
+        """CUDA: a non-blocking copy of a uint8 batch into pinned host memory."""
         host = torch.empty(levels.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(levels, non_blocking=True)
         return host

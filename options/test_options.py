@@ -51,9 +51,9 @@ class TestOptions(BaseOptions):
         _set_help(parser, "batch_size", "images of one size enhanced together (each result is "
                                         "the one it gets alone); larger batches keep a GPU "
                                         "busier on small photos")
-        _set_help(parser, "num_threads", "threads decoding images ahead of the network, and as "
-                                         "many writing PNGs behind it; 0: one per CPU core of "
-                                         "this process, at most 8")
+        _set_help(parser, "num_threads", "threads writing PNGs behind the network, and half as "
+                                         "many decoding images ahead of it; 0: one per CPU "
+                                         "core of this process, at most 16")
         return parser
 
     def parse(self, args: list[str] | None = None) -> argparse.Namespace:

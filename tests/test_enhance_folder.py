@@ -308,3 +308,12 @@ def test_torchrun_two_processes_each_image_once(tmp_path, monkeypatch):
         (folder / "scores.json").read_text())["per_image"]] for folder in (tmp_path / "one", out)]
     assert scores[0] == scores[1] and [s[0] for s in scores[1]] == ["p0", "p2", "p3", "p4", "p5"]
     assert (out / "index.html").is_file()
+
+
+def test_single_image_dataset_orientation_is_opt_in(tmp_path):
+    from data.single_dataset import SingleImageDataset
+
+    _jpeg_with_orientation(tmp_path / "o6.jpg", STORED[6](_upright()), 6)
+    assert SingleImageDataset([tmp_path / "o6.jpg"])[0]["A"].shape == (3, 48, 32)
+    shown = SingleImageDataset([tmp_path / "o6.jpg"], exif_orientation=True)[0]["A"]
+    assert shown.shape == (3, 32, 48)

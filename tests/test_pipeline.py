@@ -11,17 +11,17 @@ from conftest import make_image, randomise
 from PIL import Image
 from standin import Standin, expected
 
-from nerco.pipeline import (
+from nerco.folder_io import (
     Decoded,
     Failure,
-    Pipeline,
     Task,
-    batches_by_size,
     input_table,
     read_dataset_image,
+    to_network,
     to_uint8,
     write_png,
 )
+from nerco.pipeline import Pipeline, batches_by_size
 from nerco.shards import Shard
 
 
@@ -40,8 +40,7 @@ def test_conversions_are_to_tensor_and_tensor2im_exactly():
     levels = np.arange(256, dtype=np.uint8)
     image = np.stack([levels, levels[::-1], np.roll(levels, 7)], -1).reshape(16, 16, 3)
     x = to_tensor(Image.fromarray(image))
-    table = input_table()
-    assert torch.equal(table[torch.from_numpy(image).int()].permute(2, 0, 1), x)
+    assert torch.equal(to_network(torch.from_numpy(image), input_table()), x)
     # Values at and around every level boundary, and beyond [-1, 1].
     y = torch.linspace(-1.2, 1.2, 3 * 40 * 50).reshape(1, 3, 40, 50)
     y[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, float(2 * 128 / 255 - 1), 0.0])
