@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from nerco.errors import UserError
+from nerco.folder_run import StopSignals, still_to_do
 from nerco.runtime import select_device, setup_logging
 from nerco.shards import Shard
 from options import TestOptions
@@ -169,55 +170,6 @@ def _outputs(job: Job, opt) -> list[str]:
     return [job.result] if opt.input else [job.shown_input, job.result]
 
 
-def still_to_do(jobs: list[Job], opt, weights: list[str]) -> tuple[list[Job], int]:
-    """The jobs whose results are missing or older than the weights (all of them with
-    --overwrite), and how many of those had results older than the weights."""
-    if opt.overwrite:
-        return jobs, 0
-    newest_weights = max(os.stat(path).st_mtime for path in weights)
-    todo, stale = [], 0
-    for job in jobs:
-        try:
-            made = min(os.stat(path).st_mtime for path in _outputs(job, opt))
-        except FileNotFoundError:
-            todo.append(job)
-            continue
-        if made < newest_weights:
-            todo.append(job)
-            stale += 1
-    return todo, stale
-
-
-class StopSignals:
-    """While active, the first SIGINT or SIGTERM asks the run to stop (the object, called,
-    turns true): the batch under way is finished and written. A second Ctrl-C stops at once
-    (KeyboardInterrupt); a second SIGTERM changes nothing (``torchrun`` sends one after the
-    terminal's Ctrl-C)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signum is not None
-
-    def _on_signal(self, signum: int, _frame) -> None:
-        if self.signum is None:
-            self.signum = signum
-            logger.info("%s received: finishing the images under way (Ctrl-C again to stop "
-                        "at once)", signal.Signals(signum).name)
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
-
-    def __enter__(self) -> StopSignals:
-        self._previous = {sig: signal.signal(sig, self._on_signal)
-                          for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 @dataclass
 class Outcome:
     """What :func:`run` did in this process: exit status, images enhanced, seconds spent
@@ -277,7 +229,7 @@ def run(opt, shard: Shard | None = None) -> Outcome:
                              amp=None if opt.amp == "none" else opt.amp)
     mine = shard.take(jobs)
     weights = [network_path(checkpoint_dir, opt.epoch, n) for n in ENHANCER_NAMES]
-    todo, stale = still_to_do(mine, opt, weights)
+    todo, stale = still_to_do(mine, lambda job: _outputs(job, opt), weights, opt.overwrite)
     who = f"process {shard.rank} of {shard.world_size}: " if shard.world_size > 1 else ""
     if len(todo) < len(mine) or stale:
         where = opt.output if opt.input else os.path.join(web_dir, "images")
