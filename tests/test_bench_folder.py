@@ -23,6 +23,7 @@ def test_folder_case_standin(tmp_path, run_script) -> None:
         timing["pipeline_s"] / max(timing["io_s"], timing["network_s"]))
     assert timing["pipeline_vs_sum"] == pytest.approx(
         timing["pipeline_s"] / (timing["io_s"] + timing["network_s"]))
+    assert timing["busy"] == pytest.approx(min(1, timing["network_s"] / timing["pipeline_s"]))
     assert 100 < memory["peak_rss_mb"] < 8000 and "io_s" not in memory
     assert "folder-48x40-standin" in proc.stdout
 

@@ -153,7 +153,9 @@ def test_write_png_replaces_atomically(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["r.png"]
 
 
-def test_batch_equals_single_images_at_the_released_width():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_batch_equals_single_images_at_the_released_width(device):
     """Instance norm and the attention are per image: a batch gives each image the very
     numbers it gets alone, on the inference path (>= 128x128) and the plain one."""
     from nerco.enhancer import Enhancer
@@ -163,9 +165,10 @@ def test_batch_equals_single_images_at_the_released_width():
     for i, net in enumerate(nets.values()):
         randomise(net, seed=i)
     enhancer = Enhancer(nets["Pre"], nets["H"], nets["G_A"]).eval().requires_grad_(False)
+    enhancer.to(device)
     gen = torch.Generator().manual_seed(0)
     for height, width in ((128, 132), (36, 44)):
-        x = torch.rand(3, 3, height, width, generator=gen) * 2 - 1
+        x = (torch.rand(3, 3, height, width, generator=gen) * 2 - 1).to(device)
         with torch.no_grad():
             batch = enhancer(x)
             alone = torch.cat([enhancer(x[i : i + 1]) for i in range(3)])
