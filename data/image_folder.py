@@ -2,7 +2,8 @@
 
 ``make_dataset`` walks a folder for image files; ``load_rgb`` opens any image PIL can read
 and returns it as an 8-bit RGB image, handling the modes a plain ``convert("RGB")`` gets
-wrong (16-bit greyscale, floating point).
+wrong (16-bit greyscale, floating point). ``load_photo`` is ``load_rgb`` for people's own
+photos (``test.py --input``): the EXIF orientation applied and the RGB ICC profile kept.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from nerco.errors import UserError
 
@@ -120,25 +121,83 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
+def _apply_orientation(im: Image.Image, path: str | os.PathLike) -> None:
+    """Turn ``im`` (loaded) in place as its EXIF orientation tag says (1-8), so its pixels
+    are those an image viewer shows. Unreadable EXIF data leaves it as stored, with a
+    warning: the pixels themselves are fine."""
+    try:
+        ImageOps.exif_transpose(im, in_place=True)
+    except Exception as exc:  # any parse error of the EXIF block
+        logger.warning("%s: unreadable EXIF data (%s), orientation left as stored",
+                       os.fspath(path), _one_line(exc))
+
+
+def _is_rgb_profile(profile: bytes | None) -> bool:
+    """True for an ICC profile whose data colour space (header bytes 16-19) is RGB."""
+    return bool(profile) and len(profile) >= 20 and profile[16:20] == b"RGB "
+
+
+def _open_rgb(path: str | os.PathLike, exif_orientation: bool) -> tuple[Image.Image, bytes | None]:
+    """The image as 8-bit RGB and the file's ICC profile (None when it has none)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            profile = im.info.get("icc_profile")
+            if exif_orientation:
+                _apply_orientation(im, path)
+            return _to_rgb(im), profile
+    except _READ_ERRORS as exc:
+        raise UserError(f"cannot read image {os.fspath(path)}: {_one_line(exc)}") from exc
+
+
+def load_rgb(path: str | os.PathLike, exif_orientation: bool = False) -> Image.Image:
     """Open an image file as an 8-bit RGB PIL image.
 
-    The EXIF orientation tag is deliberately ignored (as in the reference implementation):
-    pixels come back in stored order. Multi-frame files give their first frame.
+    By default the EXIF orientation tag is ignored (as in the reference implementation):
+    pixels come back in stored order, which datasets (``--dataroot``) rely on.
+    Multi-frame files give their first frame.
 
     Args:
         path: The image file.
+        exif_orientation: Apply the EXIF orientation tag (1-8) instead, so the pixels are
+            those an image viewer shows (orientations 5-8 swap width and height).
 
     Returns:
-        A PIL image in mode ``RGB`` with the file's width and height, values 0..255.
+        A PIL image in mode ``RGB``, values 0..255, with the file's width and height (or,
+        with ``exif_orientation``, those it is displayed with).
 
     Raises:
         UserError: PIL cannot open or decode the file; the message names the file.
     """
+    return _open_rgb(path, exif_orientation)[0]
+
+
+def load_photo(path: str | os.PathLike) -> tuple[Image.Image, bytes | None]:
+    """A person's photo as it is displayed: :func:`load_rgb` with the EXIF orientation
+    applied, and the file's ICC profile when it describes RGB data (None otherwise: a
+    CMYK or greyscale profile does not fit the RGB pixels returned).
+
+    Raises:
+        UserError: PIL cannot open or decode the file; the message names the file.
+    """
+    image, profile = _open_rgb(path, exif_orientation=True)
+    return image, profile if _is_rgb_profile(profile) else None
+
+
+def displayed_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of the image as :func:`load_photo` returns it, from the header and
+    the EXIF orientation (5-8 swap the sides), without decoding the pixels.
+
+    Raises:
+        UserError: PIL cannot open the file.
+    """
     try:
         with Image.open(path) as im:
-            im.load()
-            return _to_rgb(im)
+            width, height = im.size
+            try:
+                orientation = im.getexif().get(0x0112, 1)
+            except Exception:  # unreadable EXIF: shown as stored
+                orientation = 1
     except _READ_ERRORS as exc:
         raise UserError(f"cannot read image {os.fspath(path)}: {_one_line(exc)}") from exc
-
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

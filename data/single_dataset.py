@@ -19,10 +19,14 @@ class SingleImageDataset(Dataset):
 
     Args:
         paths: Image files, in the order they are returned.
+        exif_orientation: Apply each file's EXIF orientation (the pixels an image viewer
+            shows, as ``test.py --input`` does); by default pixels come as stored, as the
+            datasets of the papers are read.
     """
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], exif_orientation: bool = False) -> None:
         self.paths = [os.fspath(p) for p in paths]
+        self.exif_orientation = exif_orientation
 
     @classmethod
     def from_folder(
@@ -49,4 +53,5 @@ class SingleImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         """Return ``{'A': (3, H, W) tensor in [-1, 1], 'A_paths': str}`` at full size."""
         path = self.paths[index]
-        return {"A": to_tensor(load_rgb(path)), "A_paths": path}
+        image = load_rgb(path, exif_orientation=self.exif_orientation)
+        return {"A": to_tensor(image), "A_paths": path}

@@ -10,6 +10,13 @@ from options.checks import check_folder
 from options.values import Int
 
 
+def _set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Give the shared option ``dest`` its test-time help."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+
+
 class TestOptions(BaseOptions):
     is_train = False
 
@@ -33,8 +40,18 @@ class TestOptions(BaseOptions):
         parser.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"),
                             help="run the convolutions in bfloat16 (about 2x faster on CPUs "
                                  "with bf16 instructions and on GPUs) or float16 (GPUs)")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="redo images whose result is already there (by default a "
+                                 "rerun skips results newer than the weights, so a stopped "
+                                 "run goes on where it stopped)")
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.
         parser.set_defaults(preprocess="none", num_threads=0)
+        _set_help(parser, "batch_size", "images of one size enhanced together (each result is "
+                                        "the one it gets alone); larger batches keep a GPU "
+                                        "busier on small photos")
+        _set_help(parser, "num_threads", "threads writing PNGs behind the network, and half as "
+                                         "many decoding images ahead of it; 0: one per CPU "
+                                         "core of this process, at most 16")
         return parser
 
     def parse(self, args: list[str] | None = None) -> argparse.Namespace:

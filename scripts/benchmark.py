@@ -5,11 +5,14 @@
     python scripts/benchmark.py --device cuda --cases infer-1920x1080,train-512-ckpt
     python scripts/benchmark.py --authors ~/src/NeRCo --dtypes fp32 # beside the authors' code
     python scripts/benchmark.py --baseline /tmp/old --cases train-256  # against another checkout
+    python scripts/benchmark.py --cases folder-600x400-standin --memory_images 10,1000
 
 Cases are ``infer-<W>x<H>`` (the Pre + H + G_A enhancer on one random image, spec §5) and
 ``train-<S>`` (one ``NeRCoModel.optimize_parameters`` iteration on random S×S images with a
 randomly initialised CLIP, spec §2, official objective); ``train-<S>-ckpt`` is the same with
-activation checkpointing (``--checkpointing``). Each case runs in fresh Python processes:
+activation checkpointing (``--checkpointing``); ``folder-<W>x<H>[-standin]`` is test.py over
+a folder of generated photos against the network alone and the I/O alone
+(``scripts/bench_folder.py``). Each case runs in fresh Python processes:
 the time is the median of ``--reps`` runs after a warm-up run, a second process gives the
 noise, and the peak memory is the process's peak resident set (CPU) or
 ``torch.cuda.max_memory_allocated`` (CUDA). One more process per case runs it once under
@@ -43,8 +46,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "scripts"):  # nerco, and bench_folder beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 #: Default cases, as the issue lists them.
 DEFAULT_CASES = ("infer-600x400", "infer-256x256", "infer-1920x1080",
@@ -286,6 +290,10 @@ def parse_case(name: str) -> tuple[str, tuple[int, int], bool]:
     """``infer-600x400`` → ("infer", (600, 400), False); ``train-512-ckpt`` → ("train",
     (512, 512), True): kind, size, activation checkpointing."""
     kind, _, size = name.partition("-")
+    from bench_folder import parse_folder_case
+
+    if kind == "folder" and (folder := parse_folder_case(name)):
+        return kind, folder[0], False
     try:
         if kind == "infer":
             width, height = (int(v) for v in size.split("x"))
@@ -296,8 +304,8 @@ def parse_case(name: str) -> tuple[str, tuple[int, int], bool]:
                 return kind, (int(side), int(side)), suffix == "ckpt"
     except ValueError:
         pass
-    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H>, train-<S> or "
-                     "train-<S>-ckpt")
+    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H>, train-<S>, "
+                     "train-<S>-ckpt or folder-<W>x<H>[-standin]")
 
 
 def run_child(spec: dict, timeout: float) -> dict:
@@ -439,13 +447,30 @@ def main(argv: list[str] | None = None) -> int:
                              "from this checkout of github.com/Ysz2022/NeRCo")
     parser.add_argument("--baseline", default=None, metavar="PATH",
                         help="also run every case with this other checkout of NeRCo (ours)")
+    parser.add_argument("--images", type=int, default=None,
+                        help="folder cases: photos in the folder (default 8, 200 with -standin)")
+    parser.add_argument("--batch_size", type=int, default=1,
+                        help="folder cases: test.py --batch_size")
+    parser.add_argument("--io_threads", type=int, default=0,
+                        help="folder cases: test.py --num_threads (0: its default)")
+    parser.add_argument("--standin_ms", type=float, default=None,
+                        help="folder-*-standin: the stand-in network's delay per batch "
+                             "(default: the I/O time per image measured in the same run)")
+    parser.add_argument("--memory_images", default="",
+                        help="folder-*-standin: also the peak memory over folders of these "
+                             "sizes, each in a fresh process, e.g. 10,1000")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child is not None:
         spec = json.loads(args.child)
-        print(json.dumps(CHILDREN[spec["kind"]](spec)))
+        if spec["kind"] == "folder":
+            from bench_folder import child_folder
+
+            print(json.dumps(child_folder(spec)))
+        else:
+            print(json.dumps(CHILDREN[spec["kind"]](spec)))
         return 0
     if args.quick:
         args.runs, args.reps = 1, 1
@@ -471,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
                                 else "this repository (no nerco/)"))
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmark: --device cuda but CUDA is not available")
+    folder_cases = [name for name in cases if name.startswith("folder-")]
+    cases = [name for name in cases if not name.startswith("folder-")]
+    folder_rows = measure_folders(folder_cases, dtypes, args)
+    if not cases:
+        return finish({"folder": folder_rows}, args, folder_rows)
     before = machine_throughput(args.device, dtypes, args)
     rows = []
     for name in cases:
@@ -501,11 +531,31 @@ def main(argv: list[str] | None = None) -> int:
         "authors_as_issue_6_measured": {k: {"time_s": t, "peak_gb": g}
                                         for k, (t, g) in AUTHORS_ISSUE.items()},
         "results": rows,
+        "folder": folder_rows,
     }
     print()
     print(format_table(rows))
     print("machine conv throughput (GFLOP/s): "
           + ", ".join(f"{d} {before[d]:.0f} before / {after[d]:.0f} after" for d in dtypes))
+    return finish(result, args, rows + folder_rows)
+
+
+def measure_folders(names: list[str], dtypes: list[str], args) -> list[dict]:
+    """The folder cases (scripts/bench_folder.py): the stand-in ones once, the others per
+    dtype."""
+    from bench_folder import format_rows, measure
+
+    rows = []
+    for name in names:
+        for dtype in (["fp32"] if name.endswith("-standin") else dtypes):
+            rows += measure(name, args.device, dtype, args, run_child)
+    if rows:
+        print(format_rows(rows), flush=True)
+    return rows
+
+
+def finish(result: dict, args, rows: list[dict]) -> int:
+    """Write the JSON (``--out``); exit status 1 when a case failed."""
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"written {args.out}")
