@@ -18,12 +18,14 @@ import datetime
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nerco.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where it is used: test.py checks its options before loading it.
 
 T = TypeVar("T")
 
@@ -63,12 +65,20 @@ class Shard:
 
     def join(self) -> None:
         """Join the other processes (a gloo group); nothing to do for a single process."""
-        if self.world_size > 1 and not dist.is_initialized():
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
             dist.init_process_group("gloo", rank=self.rank, world_size=self.world_size,
                                     timeout=TIMEOUT)
 
     def leave(self) -> None:
-        if self.world_size > 1 and dist.is_initialized():
+        if self.world_size == 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
             dist.destroy_process_group()
 
     def device(self, chosen: torch.device) -> torch.device:
@@ -80,6 +90,8 @@ class Shard:
         """
         if self.world_size == 1 or chosen.type != "cuda":
             return chosen
+        import torch
+
         count = torch.cuda.device_count()
         if self.local_rank >= count:
             raise UserError(f"torchrun started {self.local_world_size} processes on this "
@@ -96,6 +108,8 @@ class Shard:
         """Rank 0's ``value`` on every process (others pass anything, e.g. None)."""
         if self.world_size == 1:
             return value
+        import torch.distributed as dist
+
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -104,10 +118,14 @@ class Shard:
         """Every process's ``value``, in rank order, on every process."""
         if self.world_size == 1:
             return [value]
+        import torch.distributed as dist
+
         values: list[Any] = [None] * self.world_size
         dist.all_gather_object(values, value)
         return values
 
     def barrier(self) -> None:
         if self.world_size > 1:
+            import torch.distributed as dist
+
             dist.barrier()
