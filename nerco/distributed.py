@@ -1,8 +1,11 @@
 """Multi-process training through ``torchrun`` (DistributedDataParallel).
 
 ``torchrun`` starts one process per GPU (or per CPU slot) and tells each its place through
-the environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...). Started
-without it, :func:`setup` returns a single-process context and nothing else changes.
+the environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...). Under
+``torchrun`` a process group is joined even with ``--nproc_per_node 1``, so a job script
+that always uses ``torchrun`` runs the same code (NCCL, DDP) with one GPU as with eight.
+Started without it, :func:`setup` returns a single-process context and nothing else
+changes.
 """
 
 from __future__ import annotations
@@ -31,16 +34,24 @@ class Context:
         local_rank: Rank on this node; picks the GPU.
         world_size: Number of processes.
         device: This process's device.
+        group: A process group was joined (``torchrun``, also with one process).
     """
 
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    group: bool = False
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Collectives and DDP are in use: under torchrun, whatever the number of processes."""
+        return self.group or self.world_size > 1
+
+    @property
+    def backend(self) -> str | None:
+        """``nccl`` or ``gloo`` when a process group was joined."""
+        return dist.get_backend() if self.group and dist.is_initialized() else None
 
     @property
     def is_main(self) -> bool:
@@ -140,7 +151,8 @@ def process_device(selected: torch.device) -> torch.device:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Started by torchrun (which sets TORCHELASTIC_RUN_ID), or by hand with WORLD_SIZE > 1."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def setup(device: torch.device) -> Context:
@@ -161,7 +173,8 @@ def setup(device: torch.device) -> Context:
                                 device_id=device)
     else:
         dist.init_process_group(backend="gloo", rank=rank, world_size=world_size)
-    return Context(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+    return Context(rank=rank, local_rank=local_rank, world_size=world_size, device=device,
+                   group=True)
 
 
 def teardown(context: Context) -> None:

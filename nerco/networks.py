@@ -130,4 +130,7 @@ def get_scheduler(
         return lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=0.2, threshold=0.01, patience=5
         )
-    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs, eta_min=0)
+    # Over the whole run (CycleGAN's T_max = n_epochs rises again during decay epochs):
+    # stepped before each epoch, the last one trains at 0 as with the linear rule.
+    epochs = max(1, n_epochs + n_epochs_decay - epoch_count + 1)
+    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0)

@@ -96,6 +96,14 @@ def _worker_error_line(err: UserError) -> str:
     return last.split("UserError: ", 1)[-1]
 
 
+def _processes(context: Context) -> str:
+    """``, 2 processes (nccl)`` for the start-up line; empty outside torchrun."""
+    if not context.distributed:
+        return ""
+    count = context.world_size
+    return f", {count} process{'es' if count > 1 else ''} ({context.backend})"
+
+
 def _run_seed(opt: argparse.Namespace, context: Context) -> int:
     """--seed, or a fresh seed shared by all processes (saved in the state for resuming)."""
     if opt.seed is not None:
@@ -179,7 +187,7 @@ class Trainer:
         self._latest_at: int | None = None  # total_iters of the last 'latest' save
         logger.info("training images = %d (trainA %d, trainB %d), device %s%s%s",
                     len(self.dataset), self.dataset.A_size, self.dataset.B_size, device,
-                    f", {self.context.world_size} processes" if self.context.distributed else "",
+                    _processes(self.context),
                     ", cudnn.benchmark" if benchmark and device.type == "cuda" else "")
 
     def _build_clip(self) -> torch.nn.Module:

@@ -158,3 +158,29 @@ def test_edge_projection_is_drawn_on_the_image_device(monkeypatch):
     edge = EdgeOperator(random_projection=True).to("meta")
     out = edge(torch.empty(1, 3, 8, 8, device="meta"))
     assert out.device.type == "meta" and drawn == [torch.device("meta")]
+
+
+def test_torchrun_with_one_process_joins_a_group(monkeypatch):
+    """``torchrun --nproc_per_node 1`` runs the multi-process code (a group of one), so a job
+    script that always uses torchrun exercises NCCL and DDP even on one GPU."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"TORCHELASTIC_RUN_ID": "one", "RANK": "0", "LOCAL_RANK": "0",
+                        "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    context = distributed.setup(torch.device("cpu"))
+    try:
+        assert context.distributed and context.world_size == 1
+        assert context.backend == "gloo"
+        assert context.mean({"a": 2.5}) == {"a": 2.5}
+        assert context.broadcast_int(7) == 7
+        assert context.agree(True, 3, 5) == (True, (3, 0), 5)
+    finally:
+        distributed.teardown(context)
+    assert not dist.is_initialized()
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    assert not distributed.launched_by_torchrun()  # WORLD_SIZE 1 by hand: one process

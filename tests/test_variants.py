@@ -127,3 +127,19 @@ def test_batch_norm_networks_mix_the_batch() -> None:
     alone = net(x[:1])
     assert not torch.allclose(together, alone, atol=1e-4)
     assert F.l1_loss(together, alone) > 1e-3
+
+
+def test_cosine_schedule_falls_over_the_whole_run():
+    """With decay epochs the cosine rule must not rise again (CycleGAN's T_max = n_epochs
+    did): it falls monotonically to 0 at the last epoch, whatever the first epoch."""
+    from nerco.networks import get_scheduler
+
+    for n_epochs, n_epochs_decay, epoch_count in ((2, 3, 1), (4, 4, 3)):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = get_scheduler(optimizer, "cosine", n_epochs, n_epochs_decay, epoch_count)
+        rates = []
+        for _ in range(epoch_count, n_epochs + n_epochs_decay + 1):
+            scheduler.step()  # the release's timing: at the start of each epoch
+            rates.append(optimizer.param_groups[0]["lr"])
+        assert all(a > b for a, b in zip(rates, rates[1:])), rates
+        assert rates[-1] == pytest.approx(0.0, abs=1e-12)
