@@ -176,6 +176,10 @@ class Trainer:
                                          ncols=opt.display_ncols, winsize=opt.display_winsize)
         state = resume.load_into(self) if opt.continue_train else None
         self.schedulers = self.build_schedulers()
+        if opt.lr_policy == "linear" and opt.n_epochs_decay == 0 and self.is_main:
+            logger.warning("--n_epochs_decay 0: the release's schedule steps the learning rate "
+                           "before each epoch, so epoch %d (the last) trains at 0; give at "
+                           "least one decay epoch", opt.n_epochs)
         if state is not None:
             resume.restore(self, state)
         if self.context.distributed:

@@ -194,6 +194,8 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
     assert "--amp is none, the saved run used bf16: the resumed run goes on with none" in out
     assert "--pool_size is 1, the saved run used 2" in out
     assert "--n_epochs is 3, the saved run used 1" in out
+    assert "--n_epochs_decay 0: the release's schedule steps the learning rate before each " \
+           "epoch, so epoch 3 (the last) trains at 0" in out
     records = read_jsonl(tmp_path / "amp" / "loss_log.jsonl")
     assert [r["epoch"] for r in records] == [1, 1, 2, 2, 3, 3]
     assert [r["lr"] for r in records[2:4]] == [0.0002, 0.0002]  # the state's, not 0.001
