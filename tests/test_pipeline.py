@@ -153,8 +153,8 @@ def test_write_png_replaces_atomically(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["r.png"]
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])])
 def test_batch_equals_single_images_at_the_released_width(device):
     """Instance norm and the attention are per image: a batch gives each image the very
     numbers it gets alone, on the inference path (>= 128x128) and the plain one."""
@@ -182,6 +182,7 @@ def test_shards_cover_each_item_exactly_once():
     assert Shard().take(items) == items
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_pipeline_equals_cpu(tmp_path):
     """On a GPU: pinned memory, the upload stream and the copies back give the CPU's
