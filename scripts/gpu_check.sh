@@ -2,6 +2,7 @@
 # Every CUDA code path once, and the GPU figures, in one command of at most 8 minutes (110 + 200 + 90 + 80 s):
 #   bash scripts/gpu_prepare.sh --authors ~/src/NeRCo    # here, once (fills .gpu/)
 #   bash scripts/gpu_check.sh OUTDIR                      # on the GPU machine, .gpu/ carried
+#   bash scripts/gpu_check.sh gpu_out/                    # e.g.
 # Writes into OUTDIR: env.txt, nvidia-smi.txt, cuda_tests.log + cuda_tests.xml (pytest -m cuda),
 # benchmark.log + benchmark_cuda.json (scripts/benchmark.py --device cuda, the authors' code
 # beside ours when .gpu/authors exists), compile.log + compile.json (scripts/compile_check.py).

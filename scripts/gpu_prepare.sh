@@ -7,6 +7,7 @@
 #                  and caches, for the benchmark's --authors columns
 #
 #   bash scripts/gpu_prepare.sh [--authors PATH]   # PATH: a checkout, or its git directory
+#   bash scripts/gpu_prepare.sh --authors ~/src/NeRCo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
