@@ -1,17 +1,35 @@
 """NeRCo: Implicit Neural Representation for Cooperative Low-light Image Enhancement.
 
-The package holds every network, the CLIP text-driven term, the loss groups and the
-training model. ``load_enhancer`` is the entry point for inference from Python.
+The public API: :func:`load_enhancer` (Pre + H + G_A from a checkpoint folder, for any
+image size) and :class:`UserError`, the one error type meant for the person at the
+keyboard. The package is laid out by concern (README, "Architecture"):
+:mod:`nerco.networks` (the paper's figure), :mod:`nerco.training` (the objective and the
+loop), :mod:`nerco.inference` (what test.py and your code call), :mod:`nerco.evaluation`
+(scores, tables and result pages). Nothing heavy is imported here: ``import nerco`` is
+instant, and torch loads with the first network.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
-def load_enhancer(checkpoint_dir, epoch="latest", device=None):
-    """Load the Pre + H + G_A enhancer saved in ``checkpoint_dir``; see :mod:`nerco.enhancer`."""
-    from nerco.enhancer import load_enhancer as _load
+class UserError(Exception):
+    """A problem the user can fix (a missing folder, an unreadable checkpoint, a bad
+    option), explained in one line that says what to do.
 
-    return _load(checkpoint_dir, epoch=epoch, device=device)
+    Library code raises it; the command-line entry points print its message as one
+    ``error:`` line, without a traceback, and exit with status 2.
+    """
 
 
-__all__ = ["load_enhancer", "__version__"]
+def load_enhancer(checkpoint_dir, epoch="latest", device=None, amp=None):
+    """Load the Pre + H + G_A enhancer saved in ``checkpoint_dir``.
+
+    See :func:`nerco.inference.enhancer.load_enhancer`: the architecture is read from the
+    checkpoint; the module maps (N, 3, H, W) in [-1, 1] to the enhanced image, same shape.
+    """
+    from nerco.inference.enhancer import load_enhancer as _load
+
+    return _load(checkpoint_dir, epoch=epoch, device=device, amp=amp)
+
+
+__all__ = ["UserError", "load_enhancer", "__version__"]

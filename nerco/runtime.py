@@ -1,7 +1,11 @@
-"""Run-time set-up shared by the command-line tools: logging, device choice, seeding.
+"""Run-time set-up shared by the command-line tools: the command frame, logging, device
+choice, seeding.
 
-torch and NumPy are imported where they are used, so the tools can set up logging and check
-their options before loading them.
+Every command (train.py, test.py, ``python -m nerco.evaluate``, ``nerco.export``,
+``nerco.demo_data``, scripts/arrange_datasets.py) runs inside :func:`run_command`: console
+logging, then its body; a :class:`~nerco.UserError` becomes one ``error:`` line and exit
+status 2. torch and NumPy are imported where they are used, so the tools can set up
+logging and check their options before loading them.
 """
 
 from __future__ import annotations
@@ -10,9 +14,10 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nerco.errors import UserError
+from nerco import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -36,13 +41,29 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
     root.setLevel(level)
 
 
+def run_command(body: Callable[[], int | None], name: str = "nerco") -> int:
+    """Run a command's ``body`` with console logging; return its exit status.
+
+    ``body`` returns the status (None means 0). A :class:`~nerco.UserError` raised anywhere
+    in it is logged as one ``error: <message>`` line (logger ``name``) and gives status 2:
+    the user sees what to fix, never a traceback.
+    """
+    setup_logging()
+    try:
+        status = body()
+    except UserError as err:
+        logging.getLogger(name).error("error: %s", err)
+        return 2
+    return 0 if status is None else int(status)
+
+
 def select_device(gpu_ids: str = "0") -> torch.device:
     """``--gpu_ids``: -1 forces the CPU; otherwise the first listed CUDA GPU when CUDA is
     available, else the CPU with a one-line notice.
 
     A process uses one GPU: with several ids, a notice says which one and how to use the
     others (``torchrun``). Under ``torchrun`` the process's ``LOCAL_RANK`` picks the GPU
-    (:func:`nerco.distributed.setup`), so the ids only choose GPU or CPU.
+    (:func:`nerco.training.distributed.setup`), so the ids only choose GPU or CPU.
     """
     import torch
 

@@ -26,8 +26,8 @@ if str(ROOT) not in sys.path:
 def _enhancers(args, device):
     import torch
 
-    from nerco.enhancer import Enhancer, load_enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer, load_enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     if args.checkpoint_dir:
         plain = load_enhancer(args.checkpoint_dir, epoch=args.epoch, device=device)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.image_folder import load_rgb, make_dataset
     from data.transforms import to_tensor
-    from nerco.errors import UserError
+    from nerco import UserError
     from nerco.util import tensor2im
 
     source = Path(args.input)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nerco.errors import UserError  # noqa: E402
+from nerco import UserError  # noqa: E402
+from nerco.runtime import run_command  # noqa: E402
 
 #: data.image_folder.IMG_EXTENSIONS, repeated so that this script starts without torch
 #: (tests/test_arrange.py checks that the two agree).
@@ -166,13 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="replace trainA/trainB/testA/testB if --out already has them")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    try:
+
+    def arrange_folders() -> None:
         arrange(args.dataset, args.src, args.out, args.mode, args.force)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(arrange_folders, "arrange")
 
 
 if __name__ == "__main__":

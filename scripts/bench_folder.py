@@ -71,8 +71,8 @@ class DelayedIdentity:
 def _enhancer(spec: dict, torch, device):
     if spec["standin_ms"] is not None:
         return DelayedIdentity(spec["standin_ms"] / 1000)
-    from nerco.enhancer import Enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     amp = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}[spec["dtype"]]
     nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
@@ -82,7 +82,7 @@ def _enhancer(spec: dict, torch, device):
 
 def _io_alone(paths: list[Path], out: Path, torch) -> float:
     """Seconds per image to decode, convert both ways, encode and write, one by one."""
-    from nerco.folder_io import input_table, read_photo, to_network, to_uint8, write_png
+    from nerco.inference.folder_io import input_table, read_photo, to_network, to_uint8, write_png
 
     table = input_table()
     start = time.perf_counter()
@@ -95,7 +95,7 @@ def _io_alone(paths: list[Path], out: Path, torch) -> float:
 
 def _network_alone(paths: list[Path], enhancer, batch_size: int, torch, device) -> float:
     """Seconds per image of the network on the decoded images, in batches, no I/O."""
-    from nerco.folder_io import input_table, read_photo, to_network
+    from nerco.inference.folder_io import input_table, read_photo, to_network
 
     table = input_table()
     images = [to_network(torch.from_numpy(read_photo(str(p)).pixels), table) for p in paths]
@@ -115,18 +115,14 @@ def _network_alone(paths: list[Path], enhancer, batch_size: int, torch, device) 
 
 def _through_test_py(spec: dict, enhancer, folder: Path, out: Path) -> tuple[float, int]:
     """Seconds per image of test.py's enhancement loop over ``folder``, and images done."""
-    import importlib.util
-
-    import nerco.enhancer
+    import nerco.inference.enhancer
+    from nerco.inference import cli as test_py
 
     saves = Path(spec["work"]) / "saves" / "bench"
     saves.mkdir(parents=True, exist_ok=True)
     for name in ("G_A", "Pre", "H"):  # test.py dates results against these files
         (saves / f"latest_net_{name}.pth").touch()
-    nerco.enhancer.load_enhancer = lambda *args, **kwargs: enhancer
-    module_spec = importlib.util.spec_from_file_location("nerco_test_script", ROOT / "test.py")
-    test_py = sys.modules[module_spec.name] = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(test_py)
+    nerco.inference.enhancer.load_enhancer = lambda *args, **kwargs: enhancer
     from nerco.runtime import setup_logging
     from options import TestOptions
 

@@ -132,8 +132,8 @@ def _count_flops(step) -> tuple[float, dict[str, float]]:
 
 def _child_infer(spec: dict) -> dict:
     torch, device = _setup(spec)
-    from nerco.enhancer import Enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
     amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}  # older checkouts: fp32
@@ -157,8 +157,9 @@ def _child_infer(spec: dict) -> dict:
 
 def _child_train(spec: dict) -> dict:
     torch, device = _setup(spec)
-    from nerco.clip_term import CLIPTerm, build_clip
-    from nerco.model import Architecture, NeRCoModel
+    from nerco.networks.build import Architecture
+    from nerco.training.clip_term import CLIPTerm, build_clip
+    from nerco.training.model import NeRCoModel
 
     clip = build_clip(device=device, random_init=True)
     options = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}

@@ -9,7 +9,7 @@ one compiled (default inductor mode), and reports the eager and compiled time pe
 separately), the speed-up, and how far the outputs are apart:
 
 * ``enhance-<dtype>``: the Pre + H + G_A enhancer on one ``--width`` x ``--height`` photo
-  (``torch.compile`` of the whole :class:`nerco.enhancer.Enhancer`); the difference is the
+  (``torch.compile`` of the whole :class:`nerco.inference.enhancer.Enhancer`); the difference is the
   largest absolute difference on [-1, 1] outputs and in 8-bit levels.
 * ``train-<dtype>``: one ``NeRCoModel.optimize_parameters`` on ``--size``² crops with every
   network compiled (``torch.compile`` of each module; the loop itself stays Python: it
@@ -62,8 +62,8 @@ def _first_call(step, device: torch.device) -> float:
 
 
 def enhance_case(device: torch.device, dtype: str, args) -> dict:
-    from nerco.enhancer import Enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     torch.manual_seed(0)
     nets = build_generators(Architecture(ngf=args.ngf), names=ENHANCER_NAMES)
@@ -93,8 +93,9 @@ def enhance_case(device: torch.device, dtype: str, args) -> dict:
 def train_case(device: torch.device, dtype: str, args) -> dict:
     import random
 
-    from nerco.clip_term import CLIPTerm, build_clip
-    from nerco.model import Architecture, NeRCoModel
+    from nerco.networks.build import Architecture
+    from nerco.training.clip_term import CLIPTerm, build_clip
+    from nerco.training.model import NeRCoModel
 
     torch.manual_seed(0)
     clip = build_clip(device=device, random_init=True)

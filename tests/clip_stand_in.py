@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from nerco.clip_term import CLIPTerm
+from nerco.training.clip_term import CLIPTerm
 
 _TERMS: dict[tuple[int, bool], CLIPTerm] = {}  # the prompts encoded once per CLIP
 

@@ -30,7 +30,7 @@ def clip_weights_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def random_clip():
     """A randomly initialised, frozen CLIP RN50 (no weights file needed)."""
-    from nerco.clip_term import build_clip
+    from nerco.training.clip_term import build_clip
 
     torch.manual_seed(0)
     return build_clip(random_init=True)

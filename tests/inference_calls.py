@@ -1,4 +1,4 @@
-"""Which networks took the inference path (nerco.inference): a counter of its entry points.
+"""Which networks took the inference path (nerco.networks.fast_path): a counter of its entry points.
 
 ``record(monkeypatch)`` wraps, for the rest of a test, the places where each enhancement
 network leaves its plain layers: the generators' and trunks' ``run_inference``, the NRN
@@ -9,12 +9,11 @@ counter's keys are the names below; a network that ran its plain layers adds not
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
-import nerco.generator
-import nerco.mask_extractor
-import nerco.nrn
+import nerco.networks.generator
+import nerco.networks.mask_extractor
+import nerco.networks.nrn
 
 #: Every entry point of the inference path, one per network part.
 PARTS = ("G trunk", "Pre trunk", "Pre head", "H trunk", "H attention")
@@ -31,10 +30,10 @@ def record(monkeypatch) -> Counter:
 
         return wrapper
 
-    for module, part in ((nerco.generator, "G trunk"), (nerco.nrn, "Pre trunk"),
-                         (nerco.mask_extractor, "H trunk")):
+    for module, part in ((nerco.networks.generator, "G trunk"), (nerco.networks.nrn, "Pre trunk"),
+                         (nerco.networks.mask_extractor, "H trunk")):
         monkeypatch.setattr(module, "run_inference", counting(part, module.run_inference))
-    head, extractor = nerco.nrn.NRNHead, nerco.mask_extractor.MaskExtractor
+    head, extractor = nerco.networks.nrn.NRNHead, nerco.networks.mask_extractor.MaskExtractor
     monkeypatch.setattr(head, "_forward_in_bands",
                         counting("Pre head", head._forward_in_bands))
     monkeypatch.setattr(extractor, "_spatial_stats_in_bands",
@@ -44,13 +43,6 @@ def record(monkeypatch) -> Counter:
 
 def run_test_py(*args) -> int:
     """test.py's ``main`` in this process, so that :func:`record` sees its networks."""
-    import importlib.util
+    from nerco.inference.cli import main
 
-    from conftest import ROOT
-
-    module = sys.modules.get("nerco_test_script")
-    if module is None:  # "test" would be the standard library's package
-        spec = importlib.util.spec_from_file_location("nerco_test_script", ROOT / "test.py")
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return main([str(a) for a in args])

@@ -7,8 +7,6 @@ name, or an image left out, shows.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,21 +59,13 @@ def write_weight_files(folder: Path, label: str = "latest") -> None:
         (folder / f"{label}_net_{name}.pth").write_bytes(b"")
 
 
-def load_test_script():
-    """test.py as a module of this process (a subprocess costs seconds of torch import)."""
-    module = sys.modules.get("nerco_test_script")
-    if module is None:  # "test" would be the standard library's package
-        spec = importlib.util.spec_from_file_location("nerco_test_script", ROOT / "test.py")
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
-
-
 def run_test_py(monkeypatch, enhancer: torch.nn.Module | None, *args) -> int:
     """``test.py args`` in this process, with ``enhancer`` in place of the checkpoint's
     (None: the real one); returns the exit status."""
     if enhancer is not None:
-        import nerco.enhancer
+        import nerco.inference.enhancer
 
-        monkeypatch.setattr(nerco.enhancer, "load_enhancer", lambda *a, **k: enhancer)
-    return load_test_script().main([str(a) for a in args])
+        monkeypatch.setattr(nerco.inference.enhancer, "load_enhancer", lambda *a, **k: enhancer)
+    from nerco.inference.cli import main
+
+    return main([str(a) for a in args])

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nerco.enhancer import Enhancer
-from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+from nerco.inference.enhancer import Enhancer
+from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 from nerco.util import tensor2im
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT, make_image
 
-from nerco.errors import UserError
+from nerco import UserError
 
 _spec = importlib.util.spec_from_file_location("arrange_datasets",
                                                ROOT / "scripts" / "arrange_datasets.py")
@@ -126,8 +126,9 @@ def test_command_line_errors_are_one_line(tmp_path):
     proc = subprocess.run([sys.executable, script, "lsrw", "--src", str(tmp_path / "missing"),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True,
                           timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: --src")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out
+    assert out.strip().count("\n") == 0 and out.startswith("error: --src")
     _fake_lol(tmp_path / "src")
     proc = subprocess.run([sys.executable, script, "lol", "--src", str(tmp_path / "src"),
                            "--out", str(tmp_path / "o")], capture_output=True, text=True,

@@ -83,8 +83,8 @@ class Page:
 
 
 def _report_page(tmp_path) -> tuple[Path, dict]:
-    """Three methods on generated folders with odd names, scored by nerco.evaluate."""
-    from nerco.evaluate import main
+    """Three methods on generated folders with odd names, scored by nerco.evaluation.scoring."""
+    from nerco.evaluation.cli import main
 
     root = _methods(tmp_path / "runs dir #1", shape=(120, 160))
     for i, name in enumerate(("é 4", "10")):  # more rows, non-ASCII and numeric names
@@ -221,7 +221,8 @@ def test_training_page_steps_through_epochs(browser, tmp_path):
 
     import torch
 
-    from nerco.trainer import VISUAL_NAMES, Trainer
+    from nerco.training.loop import VISUAL_NAMES
+    from nerco.training.trainer import Trainer
 
     trainer = SimpleNamespace(web_dir=str(tmp_path / "web"), web_epochs=[],
                               opt=SimpleNamespace(name="tiny", display_winsize=96))
@@ -252,7 +253,7 @@ def test_training_page_steps_through_epochs(browser, tmp_path):
 
 
 def test_thousand_images_load_lazily(browser, tmp_path):
-    from nerco.html import write_comparison_page
+    from nerco.evaluation.pages import write_comparison_page
 
     rows = []
     for i in range(1000):
@@ -280,7 +281,7 @@ def test_thousand_images_load_lazily(browser, tmp_path):
 
 def test_the_checks_can_fail(browser, tmp_path):
     """A dangling image and a request to the network are caught by the same checks."""
-    from nerco.html import write_comparison_page
+    from nerco.evaluation.pages import write_comparison_page
 
     make_image(tmp_path / "there.png")
     index = write_comparison_page(tmp_path, "t", [{"name": "x", "images": {

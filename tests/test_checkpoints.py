@@ -1,4 +1,4 @@
-"""nerco.checkpoint_set: a label's files stay one consistent set through kills and full disks."""
+"""nerco.networks.checkpoint_set: a label's files stay one consistent set through kills and full disks."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import ROOT
 
-from nerco import checkpoint_set
-from nerco.checkpoint import read_state_dict
-from nerco.checkpoint_set import SaveFailed, recover, save_set, verified, verify_set
-from nerco.errors import UserError
+from nerco import UserError
+from nerco.networks import checkpoint_set
+from nerco.networks.checkpoint import read_state_dict
+from nerco.networks.checkpoint_set import SaveFailed, recover, save_set, verified, verify_set
 
 NAMES = ("latest_net_G_A.pth", "latest_net_H.pth", "latest_train_state.pth")
 
@@ -87,7 +87,7 @@ def test_a_kill_at_any_step_leaves_the_old_or_the_new_set(tmp_path, monkeypatch)
 _KILL_SCRIPT = """
 import os, signal, sys, torch
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
-from nerco.checkpoint_set import save_set
+from nerco.networks.checkpoint_set import save_set
 from test_checkpoints import _files
 folder, phase = sys.argv[1], sys.argv[2]
 save_set(folder, "latest", _files(1.0), {{"total_iters": 1}})
@@ -221,7 +221,7 @@ def test_interrupted_save_is_finished_by_the_writer(tmp_path):
 
 
 def test_pruning_takes_every_numbered_label_and_nothing_else(tmp_path):
-    from nerco.resume import prune_states
+    from nerco.training.resume import prune_states
 
     for label in ("3", "iter_40", "iter_50", "latest", "best"):
         save_set(str(tmp_path), label, {f"{label}_net_G_A.pth": {"w": torch.ones(1)},

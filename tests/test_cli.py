@@ -39,7 +39,7 @@ def test_train_then_test_end_to_end(tiny_dataset, tmp_path, clip_weights_file, r
     for name in ("loss_log.txt", "loss_log.jsonl", "train.log", "train_opt.txt",
                  "web/index.html", "loss_generator.png"):
         assert (run_dir / name).is_file(), name
-    from nerco.loss_log import read_jsonl
+    from nerco.training.loss_log import read_jsonl
 
     records = read_jsonl(run_dir / "loss_log.jsonl")
     assert [r["total_iters"] for r in records] == list(range(1, 7))  # 3 images × 2 epochs
@@ -138,14 +138,9 @@ def test_bad_option_value(tmp_path, run_script):
 
 def _test_py_main(*args) -> int:
     """test.py's main() in this process (a subprocess costs seconds of torch import)."""
-    import importlib.util
+    from nerco.inference.cli import main
 
-    module = sys.modules.get("nerco_test_script")
-    if module is None:  # "test" would be the standard library's package
-        spec = importlib.util.spec_from_file_location("nerco_test_script", ROOT / "test.py")
-        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return main([str(a) for a in args])
 
 
 def test_test_py_input_output_flat_names(tmp_path):

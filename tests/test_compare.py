@@ -1,4 +1,5 @@
-"""nerco.evaluate with several methods (nerco.compare): one protocol, reports, paper tables."""
+"""nerco.evaluate with several methods (nerco.evaluation.cli): one protocol, reports, paper
+tables."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ import pytest
 from PIL import Image
 from test_evaluate import _niqe_params, _one_error
 
-from nerco import loe, metrics
-from nerco.compare import method_name, parse_methods
-from nerco.errors import UserError
-from nerco.evaluate import main
-from nerco.report_tables import METRICS
+from nerco import UserError
+from nerco.evaluation import loe, metrics
+from nerco.evaluation.cli import main, method_name, parse_methods
+from nerco.evaluation.report_tables import METRICS
 
 NAMES = ("a", "b", "c")
 

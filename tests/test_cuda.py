@@ -67,8 +67,9 @@ def _images(size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _models(amp: str | None, ngf: int = 16, checkpointing: bool = False):
     """The same freshly initialised model on the CPU (float32) and on CUDA (``amp``)."""
-    from nerco.clip_term import CLIPTerm, build_clip
-    from nerco.model import Architecture, NeRCoModel
+    from nerco.networks.build import Architecture
+    from nerco.training.clip_term import CLIPTerm, build_clip
+    from nerco.training.model import NeRCoModel
 
     torch.manual_seed(0)
     clip = build_clip(random_init=True)
@@ -188,8 +189,8 @@ def test_checkpointing_on_cuda_gives_the_same_losses_with_less_memory(fp32_exact
 
 
 def _enhancer(ngf: int = 16):
-    from nerco.enhancer import Enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     nets = build_generators(Architecture(ngf=ngf), names=ENHANCER_NAMES)
     for i, net in enumerate(nets.values()):
@@ -314,7 +315,7 @@ def test_sigterm_under_torchrun_saves_a_resumable_latest(train_data, tmp_path):
 
 
 def test_test_py_batches_give_the_same_images(tmp_path):
-    from nerco.model import ENHANCER_NAMES
+    from nerco.networks.build import ENHANCER_NAMES
 
     saves = tmp_path / "saves" / "m"
     saves.mkdir(parents=True)

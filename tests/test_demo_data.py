@@ -1,4 +1,4 @@
-"""nerco.demo_data: byte-for-byte reproducible, the promised layout, physically plausible
+"""data.demo: byte-for-byte reproducible, the promised layout, physically plausible
 low light (darker by the exposure factor in linear light, with signal-dependent noise)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
-from nerco import demo_data
-from nerco.demo_data import DemoSettings, build_demo_dataset, srgb_to_linear
-from nerco.errors import UserError
+from data import demo as demo_data
+from data.demo import DemoSettings, build_demo_dataset, srgb_to_linear
+from nerco import UserError
 
 #: Small but complete: every split, every photograph.
 SMALL = DemoSettings(size=64, test_size=96, train_per_photo=3, test_per_photo=2)

@@ -1,4 +1,4 @@
-"""Tests for nerco.display against a real visdom server started on 127.0.0.1."""
+"""Tests for nerco.training.visdom against a real visdom server started on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerco.display import VisdomDisplay, plot_loss_curves
+from nerco.training.curves import plot_loss_curves
+from nerco.training.visdom import VisdomDisplay
 
 HOST = "127.0.0.1"
 SERVER = f"http://{HOST}"
@@ -135,7 +136,7 @@ def test_server_going_away_disables_once(
     display = VisdomDisplay(server=SERVER, port=visdom_port, env="run_c", timeout=1.0)
     assert display.enabled is True
     display.vis.port = _free_port()  # the server "goes away"
-    with caplog.at_level(logging.WARNING, logger="nerco.display"):
+    with caplog.at_level(logging.WARNING, logger="nerco.training.visdom"):
         display.plot_losses(epoch=0, counter_ratio=0.5, losses={"G_A": 1.0})
         display.plot_losses(epoch=0, counter_ratio=1.0, losses={"G_A": 0.9})
         display.show_images(visuals={"real_A": _image(height=4, width=4, value=0)}, epoch=0)

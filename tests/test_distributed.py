@@ -1,4 +1,4 @@
-"""nerco.distributed: collectives on the process's device, and what the processes agree on."""
+"""nerco.training.distributed: collectives on the process's device, and what the processes agree on."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nerco import distributed
-from nerco.distributed import Context
-from nerco.errors import UserError
+from nerco import UserError
+from nerco.training import distributed
+from nerco.training.distributed import Context
 
 
 class _Recorded(Exception):
@@ -22,7 +22,7 @@ class _Recorded(Exception):
 def test_every_collective_uses_the_process_device(monkeypatch):
     """NCCL takes only CUDA tensors: every tensor handed to a collective must be on the
     context's device. The meta device stands for a GPU here (tensors without data)."""
-    from nerco.trainer import _run_seed  # here: the gloo workers below import this module
+    from nerco.training.trainer import _run_seed  # here: the gloo workers below import this module
 
     seen = []
 
@@ -126,7 +126,7 @@ def test_process_device_under_torchrun_is_local_rank(monkeypatch):
 def test_train_py_makes_its_gpu_current_before_touching_cuda(monkeypatch, tmp_path):
     """--gpu_ids 1: GPU 1 is the current device before the bf16 check (which asks the
     current device) and before the data loader pins memory (which pins for it)."""
-    import train
+    import nerco.training.cli as train
 
     events = []
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -148,7 +148,7 @@ def test_train_py_makes_its_gpu_current_before_touching_cuda(monkeypatch, tmp_pa
 def test_edge_projection_is_drawn_on_the_image_device(monkeypatch):
     """Official objective: a fresh projection per call, made where the image is (on a GPU:
     no CPU draw and copy). The meta device stands for the GPU."""
-    from nerco.edge import EdgeOperator
+    from nerco.networks.edge import EdgeOperator
 
     drawn = []
     original = torch.nn.init.kaiming_uniform_

@@ -12,9 +12,9 @@ from conftest import make_image
 from test_training_runs import NoCLIP, _args, _weights
 
 import train
-from nerco.loss_log import read_jsonl
-from nerco.model import NeRCoModel
-from nerco.run_guard import Agreement, SkippedSteps, all_finite, first_non_finite
+from nerco.training.loss_log import read_jsonl
+from nerco.training.model import NeRCoModel
+from nerco.training.run_guard import Agreement, SkippedSteps, all_finite, first_non_finite
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_one_host_read_per_iteration(data, tmp_path, monkeypatch):
 
 def test_fp16_skipped_steps_are_counted(caplog):
     """A loss scale far too large: the GradScaler skips both steps, the weights stay."""
-    from nerco.model import Architecture
+    from nerco.networks.build import Architecture
 
     torch.manual_seed(0)
     model = NeRCoModel(Architecture(ngf=4, ndf=4), NoCLIP(), pool_size=2, amp="fp16")
@@ -125,7 +125,7 @@ def test_fp16_skipped_steps_are_counted(caplog):
     before = {k: v.clone() for k, v in model.generators["G_A"].state_dict().items()}
     skipped = SkippedSteps(warn_after=2)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    with caplog.at_level(logging.WARNING, logger="nerco.run_guard"):
+    with caplog.at_level(logging.WARNING, logger="nerco.training.run_guard"):
         for _ in range(2):
             model.optimize_parameters(x, x.flip(-1))
             skipped.update(model.skipped_steps)

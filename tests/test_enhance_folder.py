@@ -111,9 +111,9 @@ def test_killed_run_leaves_no_truncated_png(tmp_path, monkeypatch):
     runner.write_text(
         "import runpy, sys\n"
         f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]\n"
-        "import io, time\nimport nerco.enhancer\nfrom PIL import Image\n"
+        "import io, time\nimport nerco.inference.enhancer\nfrom PIL import Image\n"
         "from standin import Standin\n"
-        "nerco.enhancer.load_enhancer = lambda *a, **k: Standin(delay=0.05)\n"
+        "nerco.inference.enhancer.load_enhancer = lambda *a, **k: Standin(delay=0.05)\n"
         "save = Image.Image.save\n"
         "def slow_save(self, fp, format=None, **params):\n"
         "    buffer = io.BytesIO()\n"
@@ -249,14 +249,14 @@ def test_rgb_icc_profile_kept_with_input_only(tmp_path, monkeypatch):
 def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
     """The released width (synthetic weights), through test.py: --batch_size 3 forms
     batches of equal sizes and writes the very files of --batch_size 1."""
-    import nerco.enhancer
+    import nerco.inference.enhancer
 
     write_network_weights(tmp_path / "saves" / "m", "latest", ["G_A", "Pre", "H"])
     photos = tmp_path / "photos"
     for i, size in enumerate([(132, 128), (44, 36), (132, 128), (40, 36), (44, 36),
                               (132, 128)]):
         make_image(photos / f"p{i}.png", size, seed=i, dark=True)
-    real_loader = nerco.enhancer.load_enhancer
+    real_loader = nerco.inference.enhancer.load_enhancer
     sizes = []
 
     def recording_loader(*args, **kwargs):
@@ -264,7 +264,7 @@ def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
         enhancer.register_forward_pre_hook(lambda _, inputs: sizes.append(inputs[0].shape[0]))
         return enhancer
 
-    monkeypatch.setattr(nerco.enhancer, "load_enhancer", recording_loader)
+    monkeypatch.setattr(nerco.inference.enhancer, "load_enhancer", recording_loader)
     common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU, "--input", photos]
     for batch in (1, 3):
         sizes.clear()

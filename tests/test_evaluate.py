@@ -1,4 +1,5 @@
-"""nerco.metrics and nerco.evaluate: metrics against independent formulas, pairing, reports."""
+"""nerco.evaluation (metrics, pairing, scoring, reports) against independent formulas; the
+``python -m nerco.evaluate`` command."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from PIL import Image
 from scipy import optimize
 from scipy.special import gamma
 
-from nerco import metrics, niqe
-from nerco.errors import UserError
-from nerco.evaluate import Pair, Protocol, Scorer, main, pair_folders
+from nerco import UserError
+from nerco.evaluation import metrics, niqe
+from nerco.evaluation.cli import main
+from nerco.evaluation.pairing import Pair, pair_folders
+from nerco.evaluation.scoring import Protocol, Scorer
 
 
 def _rand(shape, seed, low=0, high=256):

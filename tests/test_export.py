@@ -1,4 +1,5 @@
-"""nerco.export: ONNX / TorchScript files that equal the PyTorch enhancer at every size."""
+"""nerco.inference.export: ONNX / TorchScript files that equal the PyTorch enhancer at every
+size."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from conftest import ROOT, make_image
 from PIL import Image
 from synth import synth_state_dict
 
-from nerco import export
-from nerco.enhancer import load_enhancer
-from nerco.errors import UserError
-from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+from nerco import UserError
+from nerco.inference import export
+from nerco.inference.enhancer import load_enhancer
+from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
 # Sizes other than the traced one (export.TRACE_SHAPE): odd sides, sides that are and are
 # not multiples of 4, the smallest side, batches of 1 to 3, one image large enough for
@@ -72,7 +73,7 @@ def onnx_export(checkpoint_dir, tmp_path_factory):
     """The command's work (export, check, --test_image) once; its file and log."""
     out = tmp_path_factory.mktemp("onnx")
     photo = make_image(out / "photo.png", (37, 23), dark=True)
-    handler, logger = _ListHandler(), logging.getLogger("nerco.export")
+    handler, logger = _ListHandler(), logging.getLogger("nerco.inference.export")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -1,10 +1,10 @@
-"""nerco.html: training's incremental page and test.py's comparison page, as viewer pages."""
+"""nerco.evaluation.pages: training's incremental page and test.py's comparison page, as viewer pages."""
 
 import pytest
 from conftest import make_image
 from html_tree import parse, table_rows
 
-from nerco.html import HTML, SCORES_COLUMN, write_comparison_page
+from nerco.evaluation.pages import HTML, SCORES_COLUMN, write_comparison_page
 
 
 def _cells(row):

@@ -1,4 +1,4 @@
-"""nerco.image_pool: what the history buffers keep, in which precision, and size 0."""
+"""nerco.training.image_pool: what the history buffers keep, in which precision, and size 0."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import random
 import torch
 from conftest import random_tensor
 
-from nerco.clip_term import CLIPTerm
-from nerco.image_pool import ImagePool
-from nerco.model import Architecture, NeRCoModel
+from nerco.networks.build import Architecture
+from nerco.training.clip_term import CLIPTerm
+from nerco.training.image_pool import ImagePool
+from nerco.training.model import NeRCoModel
 
 
 def test_each_stored_image_is_a_copy_of_its_own():

@@ -13,12 +13,12 @@ from conftest import random_tensor, randomise
 from inference_calls import PARTS, record
 from torch import nn
 
-from nerco import inference as inference_module
-from nerco import nrn
-from nerco.enhancer import Enhancer
-from nerco.inference import instance_norm_, instance_norm_per_image_, run_inference
-from nerco.model import ENHANCER_NAMES, Architecture, build_generators, enhance
-from nerco.nrn import NRNHead, band_rows
+from nerco.inference.enhancer import Enhancer
+from nerco.networks import fast_path as inference_module
+from nerco.networks import nrn
+from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators, enhance
+from nerco.networks.fast_path import instance_norm_, instance_norm_per_image_, run_inference
+from nerco.networks.nrn import NRNHead, band_rows
 
 #: Float rounding, in [-1, 1] outputs, of the two paths through ~30 layers of these random
 #: networks: each is about 2e-5 from a float64 evaluation (a wrong band or halo is ~1e-1).

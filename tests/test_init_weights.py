@@ -15,8 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from nerco.model import Architecture, build_discriminators, build_generators
-from nerco.networks import INIT_TYPES, init_weights
+from nerco.networks.build import (
+    INIT_TYPES,
+    Architecture,
+    build_discriminators,
+    build_generators,
+    init_weights,
+)
 
 GAIN = 0.07
 WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)

@@ -1,4 +1,4 @@
-"""nerco.loe: the lightness order error against loe.m's double loop."""
+"""nerco.evaluation.loe: the lightness order error against loe.m's double loop."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from test_evaluate import _matlab_resize_brute
 
-from nerco import loe
-from nerco.niqe import resize_matrix
+from nerco.evaluation import loe
+from nerco.evaluation.niqe import resize_matrix
 
 
 def _image(shape, seed, high=256):

@@ -1,11 +1,11 @@
-"""Tests for nerco.loss_log: text format, exact JSON floats, append behaviour."""
+"""Tests for nerco.training.loss_log: text format, exact JSON floats, append behaviour."""
 
 import re
 
 import numpy as np
 import torch
 
-from nerco.loss_log import LossLog, read_jsonl
+from nerco.training.loss_log import LossLog, read_jsonl
 
 HEADER = re.compile(r"^================ Training Loss \(.+\) ================$")
 

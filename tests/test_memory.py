@@ -1,4 +1,4 @@
-"""nerco.memory and the lean training iteration: same numbers, less kept for backward."""
+"""nerco.training.memory and the lean training iteration: same numbers, less kept for backward."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import weakref
 import pytest
 import torch
 
-from nerco.clip_term import CLIPTerm, build_clip
-from nerco.generator import ResnetGenerator
-from nerco.mask_extractor import MaskExtractor
-from nerco.memory import PaddedInputs
-from nerco.model import GENERATOR_NAMES, Architecture, NeRCoModel
+from nerco.networks.build import GENERATOR_NAMES, Architecture
+from nerco.networks.generator import ResnetGenerator
+from nerco.networks.mask_extractor import MaskExtractor
+from nerco.training.clip_term import CLIPTerm, build_clip
+from nerco.training.memory import PaddedInputs
+from nerco.training.model import NeRCoModel
 
 TINY = Architecture(ngf=8, ndf=8)
 

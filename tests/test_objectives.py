@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nerco.clip_term import CLIP_MEAN, CLIP_STD, CLIPTerm
-from nerco.losses import LossWeights, generator_total, identity_losses
-from nerco.model import Architecture, NeRCoModel
+from nerco.networks.build import Architecture
+from nerco.training.clip_term import CLIP_MEAN, CLIP_STD, CLIPTerm
+from nerco.training.losses import LossWeights, generator_total, identity_losses
+from nerco.training.model import NeRCoModel
 
 TINY = Architecture(ngf=8, ndf=8)
 
@@ -218,7 +219,7 @@ def test_lambda_identity_zero_drops_the_identity_terms():
 
 def test_train_options_reach_the_loss_weights():
     """Each --lambda_* flag sets its own factor (distinct values: a swap shows)."""
-    from nerco.trainer import loss_weights_from
+    from nerco.training.trainer import loss_weights_from
     from options import TrainOptions
 
     flags = {"lambda_A": 3.0, "lambda_B": 7.0, "lambda_identity": 0.3, "lambda_pre": 2.5,

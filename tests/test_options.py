@@ -18,7 +18,7 @@ import sys
 import pytest
 from conftest import ROOT, make_image
 
-from nerco.errors import UserError
+from nerco import UserError
 from options import TestOptions, TrainOptions, checks, choices
 from options.parser import REMOVED_FLAGS
 from options.values import Float, GpuIds, Int
@@ -241,7 +241,7 @@ def test_smallest_side_is_what_the_networks_train_on(netD, n_layers):
     """A training step's networks run at the least side and fail one multiple of 4 below."""
     import torch
 
-    from nerco.model import Architecture, build_discriminators, build_generators
+    from nerco.networks.build import Architecture, build_discriminators, build_generators
 
     arch = Architecture(ngf=2, ndf=2, netD=netD, n_layers_D=n_layers)
     g, d = build_generators(arch), build_discriminators(arch)
@@ -263,12 +263,13 @@ def test_smallest_side_is_what_the_networks_train_on(netD, n_layers):
 
 def test_torch_free_tables_match_the_modules_that_use_them():
     from data import transforms
-    from nerco import losses, model, networks
+    from nerco.networks import build as networks
+    from nerco.training import losses, model, schedules
 
     assert choices.GENERATORS == tuple(networks.GENERATOR_BLOCKS)
     assert choices.DISCRIMINATORS == networks.DISCRIMINATORS
     assert choices.INIT_TYPES == networks.INIT_TYPES
-    assert choices.LR_POLICIES == networks.LR_POLICIES
+    assert choices.LR_POLICIES == schedules.LR_POLICIES
     assert choices.GAN_MODES == losses.GAN_MODES
     assert choices.OBJECTIVES == model.OBJECTIVES
     assert choices.PREPROCESS_CHOICES == transforms.PREPROCESS_CHOICES

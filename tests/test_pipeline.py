@@ -1,4 +1,4 @@
-"""nerco.pipeline and nerco.shards: order, bounded queues, batches, conversions, failures."""
+"""nerco.inference.pipeline and nerco.inference.shards: order, bounded queues, batches, conversions, failures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import make_image, randomise
 from PIL import Image
 from standin import Standin, expected
 
-from nerco.folder_io import (
+from nerco.inference.folder_io import (
     Decoded,
     Failure,
     Task,
@@ -21,8 +21,8 @@ from nerco.folder_io import (
     to_uint8,
     write_png,
 )
-from nerco.pipeline import Pipeline, batches_by_size
-from nerco.shards import Shard
+from nerco.inference.pipeline import Pipeline, batches_by_size
+from nerco.inference.shards import Shard
 
 
 def _tasks(tmp_path, sizes) -> list[Task]:
@@ -158,8 +158,8 @@ def test_write_png_replaces_atomically(tmp_path):
 def test_batch_equals_single_images_at_the_released_width(device):
     """Instance norm and the attention are per image: a batch gives each image the very
     numbers it gets alone, on the inference path (>= 128x128) and the plain one."""
-    from nerco.enhancer import Enhancer
-    from nerco.model import ENHANCER_NAMES, Architecture, build_generators
+    from nerco.inference.enhancer import Enhancer
+    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
     nets = build_generators(Architecture(ngf=64), names=ENHANCER_NAMES)
     for i, net in enumerate(nets.values()):

@@ -15,8 +15,8 @@ import torch
 from conftest import ALL_NETS, ROOT, make_image
 
 import train
-from nerco.loss_log import read_jsonl
-from nerco.model import NeRCoModel
+from nerco.training.loss_log import read_jsonl
+from nerco.training.model import NeRCoModel
 
 # 2 low-light images → 2 iterations per epoch; 3 epochs (1 + 2 of decay) → 6 iterations.
 # A pool of 2 makes the pools fill up and start swapping within the run.
@@ -157,7 +157,7 @@ def test_repeated_sigterm_to_every_process_saves_and_stops(reference_run, tmp_pa
 
 
 def test_only_a_second_ctrl_c_stops_at_once():
-    from nerco.stopping import StopRequests
+    from nerco.training.stopping import StopRequests
 
     with StopRequests(announce=False) as stop:
         for _ in range(3):
@@ -208,7 +208,7 @@ def test_save_by_iter_keeps_one_iter_state(reference_run, tmp_path):
     run_dir = tmp_path / "it"
     assert sorted(p.name for p in run_dir.glob("*_train_state.pth")) == [
         "iter_6_train_state.pth", "latest_train_state.pth"]
-    from nerco.checkpoint_set import verify_set
+    from nerco.networks.checkpoint_set import verify_set
 
     for label in ("iter_2", "iter_4", "iter_6"):  # weights stay, each set still checks out
         manifest = verify_set(str(run_dir), label)
@@ -251,7 +251,7 @@ def test_disk_full_while_saving_stops_in_one_line(reference_run, tmp_path, capsy
     assert len(errors) == 1 and "Traceback" not in out, out[-2000:]
     assert "saving 'latest'" in errors[0] and "disk full" in errors[0]
     monkeypatch.undo()
-    from nerco.checkpoint_set import verify_set
+    from nerco.networks.checkpoint_set import verify_set
 
     assert verify_set(str(tmp_path / "full"), "latest")["total_iters"] == 2
     assert not [p for p in (tmp_path / "full").iterdir() if p.name.startswith(".")]
@@ -292,11 +292,11 @@ def test_amp_fp16_on_cpu_is_refused(reference_run, tmp_path, capsys):
 
 def test_checkpointing_run_matches_the_plain_run(reference_run, tmp_path, monkeypatch):
     """--checkpointing reaches the model and changes no number of the seeded run."""
-    import nerco.memory
+    import nerco.training.memory
 
     calls = []
-    checkpoint = nerco.memory.checkpoint
-    monkeypatch.setattr(nerco.memory, "checkpoint",
+    checkpoint = nerco.training.memory.checkpoint
+    monkeypatch.setattr(nerco.training.memory, "checkpoint",
                         lambda *args, **kwargs: calls.append(1) or checkpoint(*args, **kwargs))
     root, full = reference_run
     assert train.main(_args(root, tmp_path, "ckpt", "--checkpointing")) == 0
@@ -436,7 +436,7 @@ def test_folder_of_unreadable_images_stops_in_one_line(tmp_path, workers):
 
 def test_fp16_loss_scaling_path_and_its_state():
     """The GradScaler path of --amp fp16 (CUDA in practice; CPU autocast runs the same code)."""
-    from nerco.model import Architecture
+    from nerco.networks.build import Architecture
 
     torch.manual_seed(0)
     model = NeRCoModel(Architecture(ngf=4, ndf=4), NoCLIP(), pool_size=2, amp="fp16")
@@ -460,7 +460,7 @@ def test_fp16_loss_scaling_path_and_its_state():
 
 
 def test_cudnn_benchmark_only_for_fixed_sizes():
-    from nerco.trainer import set_cudnn_benchmark
+    from nerco.training.trainer import set_cudnn_benchmark
 
     cpu = torch.device("cpu")
     assert set_cudnn_benchmark("auto", "resize_and_crop", cpu)

@@ -14,9 +14,10 @@ from clip_stand_in import small_clip_term
 from conftest import ALL_NETS, make_image
 from inference_calls import run_test_py
 
-import nerco.trainer
+import nerco.training.loop
+import nerco.training.trainer
 import train
-from nerco.loss_log import read_jsonl
+from nerco.training.loss_log import read_jsonl
 
 LR = 2e-4
 # One image per folder (--max_dataset_size 1): one iteration per epoch. Two epochs: the
@@ -53,9 +54,9 @@ def train_run(tmp_path_factory, random_clip):
         args = ["--dataroot", root, "--checkpoints_dir", saves, "--name", name, *RUN, *options]
         threads = torch.get_num_threads()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(nerco.trainer, "build_clip", lambda *a, **k: random_clip)
-            patch.setattr(nerco.trainer, "CLIPTerm", small_clip_term)
-            patch.setattr(nerco.trainer, "plot_loss_curves", lambda *a, **k: None)
+            patch.setattr(nerco.training.trainer, "build_clip", lambda *a, **k: random_clip)
+            patch.setattr(nerco.training.trainer, "CLIPTerm", small_clip_term)
+            patch.setattr(nerco.training.loop, "plot_loss_curves", lambda *a, **k: None)
             torch.set_num_threads(1)
             try:
                 assert train.main([str(a) for a in args]) == 0
@@ -122,8 +123,8 @@ def test_lr_policy_plateau_builds_and_runs(train_run):
 
 
 def test_pixel_discriminators(train_run):
-    from nerco.model import Architecture, NeRCoModel
-    from nerco.networks import define_D
+    from nerco.networks.build import Architecture, define_D
+    from nerco.training.model import NeRCoModel
 
     run_dir, records = train_run("pixel", "--netD", "pixel")
     assert len(records) == 2
@@ -137,8 +138,9 @@ def test_pixel_discriminators(train_run):
 def test_batch_norm_state_saved_and_loaded(train_run, tmp_path):
     """--norm batch: running statistics are trained, saved, loaded for training and for
     test.py (which reads the norm off the checkpoint and runs them in eval mode)."""
-    from nerco.enhancer import load_enhancer
-    from nerco.model import Architecture, NeRCoModel
+    from nerco.inference.enhancer import load_enhancer
+    from nerco.networks.build import Architecture
+    from nerco.training.model import NeRCoModel
 
     run_dir, records = train_run("batchnorm", "--norm", "batch")
     assert len(records) == 2
@@ -168,7 +170,7 @@ def test_batch_norm_state_saved_and_loaded(train_run, tmp_path):
 
 def test_save_by_iter_labels_are_written_and_loadable(train_run):
     """--save_by_iter: iter_<total_iters> sets, loadable by test code and by --load_iter."""
-    from nerco.enhancer import load_enhancer
+    from nerco.inference.enhancer import load_enhancer
 
     # Two iterations per epoch (labels by iteration, not epoch), a constant learning rate.
     by_iter = ["--save_by_iter", "--save_latest_freq", "1", "--max_dataset_size", "2",
@@ -193,13 +195,13 @@ def test_save_by_iter_labels_are_written_and_loadable(train_run):
 
 def test_options_reach_the_architecture():
     """Each network flag sets its own Architecture field (distinct values: a swap shows)."""
-    from nerco.model import Architecture
+    from nerco.networks.build import Architecture
     from options import TrainOptions
 
     opt = TrainOptions().parse(["--dataroot", "unused", "--ngf", "12", "--ndf", "10",
                                 "--netG", "resnet_6blocks", "--netD", "n_layers",
                                 "--n_layers_D", "4", "--norm", "batch", "--init_type",
                                 "xavier", "--init_gain", "0.3"])
-    assert nerco.trainer.architecture_from(opt) == Architecture(
+    assert nerco.training.trainer.architecture_from(opt) == Architecture(
         ngf=12, ndf=10, netG="resnet_6blocks", netD="n_layers", n_layers_D=4, norm="batch",
         init_type="xavier", init_gain=0.3)

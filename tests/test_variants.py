@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from clip_stand_in import small_clip_term
 from conftest import random_tensor
 
-from nerco.losses import GANLoss
-from nerco.model import Architecture, NeRCoModel
-from nerco.networks import define_D
+from nerco.networks.build import Architecture, define_D
+from nerco.training.losses import GANLoss
+from nerco.training.model import NeRCoModel
 
 #: A patch map with distinct positive and negative logits, (2, 1, 2, 3).
 PREDICTION = torch.tensor([[[[-2.0, -0.5, 0.0], [0.3, 1.2, 3.0]]],
@@ -132,7 +132,7 @@ def test_batch_norm_networks_mix_the_batch() -> None:
 def test_cosine_schedule_falls_over_the_whole_run():
     """With decay epochs the cosine rule must not rise again (CycleGAN's T_max = n_epochs
     did): it falls monotonically to 0 at the last epoch, whatever the first epoch."""
-    from nerco.networks import get_scheduler
+    from nerco.training.schedules import get_scheduler
 
     for n_epochs, n_epochs_decay, epoch_count in ((2, 3, 1), (4, 4, 3)):
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)

@@ -1,7 +1,7 @@
 """The reference vectors (tests/data, made by running the authors' code) reproduced.
 
 Inference: floats within 2e-4, PNGs within ±1 level, through the API and through test.py,
-on the plain layers and on the inference path (nerco.inference) that real photos take.
+on the plain layers and on the inference path (nerco.networks.fast_path) that real photos take.
 Training: first-iteration losses of the official objective within 1e-5 relative (all but
 D_A_edge and D_B_edge, which depend on the release's random edge projection), through the
 model and through train.py.
@@ -98,7 +98,7 @@ def test_inference_through_test_py(tmp_path, run_script):
 # the threshold is lowered so that the vectors pin that path down too, and a larger image
 # checks that test.py takes it at the real threshold, against the plain layers.
 def _force_inference_path(monkeypatch):
-    from nerco import inference
+    from nerco.networks import fast_path as inference
 
     sizes = [v.shape[-2] * v.shape[-1] for v in torch.load(INFER / "expected_float.pt").values()]
     assert max(sizes) < inference.FAST_MIN_PIXELS  # the reason for lowering it
@@ -170,8 +170,9 @@ def test_test_py_takes_inference_path_on_photo_sizes(tmp_path, monkeypatch):
 
 def test_first_iteration_losses_api(clip_weights_file):
     from data import load_rgb, to_tensor
-    from nerco.clip_term import CLIPTerm, build_clip
-    from nerco.model import Architecture, NeRCoModel
+    from nerco.networks.build import Architecture
+    from nerco.training.clip_term import CLIPTerm, build_clip
+    from nerco.training.model import NeRCoModel
 
     model = NeRCoModel(Architecture(), CLIPTerm(build_clip(str(clip_weights_file))))
     manifests = network_manifests()
@@ -183,7 +184,7 @@ def test_first_iteration_losses_api(clip_weights_file):
 
 
 def test_first_iteration_losses_through_train_py(tmp_path, clip_weights_file, run_script):
-    from nerco.loss_log import read_jsonl
+    from nerco.training.loss_log import read_jsonl
 
     saves = tmp_path / "saves"
     write_network_weights(saves / "vectors", "init", ALL_NETS)
@@ -200,7 +201,7 @@ def test_first_iteration_losses_through_train_py(tmp_path, clip_weights_file, ru
 
 def test_clip_state_dict_layout_is_openai():
     """Our CLIP has exactly OpenAI's RN50 parameter names and shapes."""
-    from nerco.clip_term import build_clip
+    from nerco.training.clip_term import build_clip
 
     state = build_clip(random_init=True).state_dict()
     manifest = clip_manifest()

@@ -1,4 +1,4 @@
-"""nerco.viewer and nerco.viewer_plot without a browser: what the page holds."""
+"""nerco.evaluation.viewer and nerco.evaluation.viewer_plot without a browser: what the page holds."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from conftest import make_image
 from html_tree import parse, table_rows
 
-from nerco.viewer import Column, Metric, Row, best_columns, relative_url, write_viewer
-from nerco.viewer_plot import distribution_svg, nice_ticks
+from nerco.evaluation.viewer import Column, Metric, Row, best_columns, relative_url, write_viewer
+from nerco.evaluation.viewer_plot import distribution_svg, nice_ticks
 
 METRICS = {"psnr": Metric("psnr", "PSNR", True, 2, "dB"), "loe": Metric("loe", "LOE", False, 1)}
 

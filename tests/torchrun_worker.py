@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import train  # noqa: E402
-from nerco.checkpoint import cpu_state_dict  # noqa: E402
-from nerco.trainer import Trainer  # noqa: E402
+from nerco.networks.checkpoint import cpu_state_dict  # noqa: E402
+from nerco.training.trainer import Trainer  # noqa: E402
 
 
 def main() -> int:
