@@ -65,7 +65,7 @@ from data.demo_manifest import (
     is_complete,
     remove_own,
 )
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

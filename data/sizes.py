@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from PIL import Image
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 PREPROCESS_CHOICES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 #: Modes that end with a ``crop_size`` square crop: every sample has one size.

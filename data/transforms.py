@@ -18,7 +18,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
 from data.sizes import PREPROCESS_CHOICES, nearest_multiple_size, scale_width_size
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from data.image_folder import load_rgb, require_images
 from data.transforms import get_transform
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

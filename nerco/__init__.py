@@ -1,24 +1,17 @@
 """NeRCo: Implicit Neural Representation for Cooperative Low-light Image Enhancement.
 
 The public API: :func:`load_enhancer` (Pre + H + G_A from a checkpoint folder, for any
-image size) and :class:`UserError`, the one error type meant for the person at the
-keyboard. The package is laid out by concern (README, "Architecture"):
+image size) and :class:`UserError` (from :mod:`nerco.runtime`), the one error type meant
+for the person at the keyboard. The package is laid out by concern (README, "Architecture"):
 :mod:`nerco.networks` (the paper's figure), :mod:`nerco.training` (the objective and the
 loop), :mod:`nerco.inference` (what test.py and your code call), :mod:`nerco.evaluation`
 (scores, tables and result pages). Nothing heavy is imported here: ``import nerco`` is
 instant, and torch loads with the first network.
 """
 
+from nerco.runtime import UserError
+
 __version__ = "0.2.0"
-
-
-class UserError(Exception):
-    """A problem the user can fix (a missing folder, an unreadable checkpoint, a bad
-    option), explained in one line that says what to do.
-
-    Library code raises it; the command-line entry points print its message as one
-    ``error:`` line, without a traceback, and exit with status 2.
-    """
 
 
 def load_enhancer(checkpoint_dir, epoch="latest", device=None, amp=None):

@@ -3,8 +3,8 @@ choice, seeding.
 
 Every command (train.py, test.py, ``python -m nerco.evaluate``, ``nerco.export``,
 ``nerco.demo_data``, scripts/arrange_datasets.py) runs inside :func:`run_command`: console
-logging, then its body; a :class:`~nerco.UserError` becomes one ``error:`` line and exit
-status 2. torch and NumPy are imported where they are used, so the tools can set up
+logging, then its body; a :class:`UserError`, the one error type meant for the person at
+the keyboard, becomes one ``error:`` line and exit status 2. torch and NumPy are imported where they are used, so the tools can set up
 logging and check their options before loading them.
 """
 
@@ -17,12 +17,19 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nerco import UserError
-
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+
+class UserError(Exception):
+    """A problem the user can fix (a missing folder, an unreadable checkpoint, a bad
+    option), explained in one line that says what to do.
+
+    Library code raises it; :func:`run_command` prints its message as one ``error:`` line,
+    without a traceback, and exits with status 2. Also importable as ``nerco.UserError``.
+    """
 
 
 def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> None:
@@ -44,7 +51,7 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
 def run_command(body: Callable[[], int | None], name: str = "nerco") -> int:
     """Run a command's ``body`` with console logging; return its exit status.
 
-    ``body`` returns the status (None means 0). A :class:`~nerco.UserError` raised anywhere
+    ``body`` returns the status (None means 0). A :class:`UserError` raised anywhere
     in it is logged as one ``error: <message>`` line (logger ``name``) and gives status 2:
     the user sees what to fix, never a traceback.
     """

@@ -12,7 +12,7 @@ import argparse
 import os
 
 from data.sizes import CROPPING, MULTIPLE, WHOLE_IMAGE, check_whole_image_sizes
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: The generators halve the image twice and reflection-pad the quarter-size features by 1,
 #: so they need sides of at least 8 (the enhancer's documented minimum).

@@ -13,7 +13,7 @@ import difflib
 import sys
 from collections.abc import Sequence
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: Flags of the CycleGAN lineage (and the authors' release) that do nothing here: each gets
 #: a pointer instead of argparse's "unrecognized arguments".

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nerco import UserError
+from nerco.runtime import UserError
 from options.base_options import BaseOptions
 from options.checks import check_folder
 from options.values import Int

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from data.image_folder import load_rgb, make_dataset
     from data.transforms import to_tensor
-    from nerco import UserError
+    from nerco.runtime import UserError
     from nerco.util import tensor2im
 
     source = Path(args.input)

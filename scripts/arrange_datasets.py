@@ -30,8 +30,10 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nerco import UserError  # noqa: E402
-from nerco.runtime import run_command  # noqa: E402
+from nerco.runtime import (
+    UserError,  # noqa: E402
+    run_command,  # noqa: E402
+)
 
 #: data.image_folder.IMG_EXTENSIONS, repeated so that this script starts without torch
 #: (tests/test_arrange.py checks that the two agree).

@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ROOT, make_image
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 _spec = importlib.util.spec_from_file_location("arrange_datasets",
                                                ROOT / "scripts" / "arrange_datasets.py")

@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import ROOT
 
-from nerco import UserError
 from nerco.networks import checkpoint_set
 from nerco.networks.checkpoint import read_state_dict
 from nerco.networks.checkpoint_set import SaveFailed, recover, save_set, verified, verify_set
+from nerco.runtime import UserError
 
 NAMES = ("latest_net_G_A.pth", "latest_net_H.pth", "latest_train_state.pth")
 

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from test_evaluate import _niqe_params, _one_error
 
-from nerco import UserError
 from nerco.evaluation import loe, metrics
 from nerco.evaluation.cli import main, method_name, parse_methods
 from nerco.evaluation.report_tables import METRICS
+from nerco.runtime import UserError
 
 NAMES = ("a", "b", "c")
 

@@ -20,7 +20,7 @@ from data import (
     make_dataset,
     to_tensor,
 )
-from nerco import UserError
+from nerco.runtime import UserError
 
 
 def _save_rgb(path, width: int, height: int, value: int | None = None) -> str:

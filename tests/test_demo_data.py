@@ -17,7 +17,7 @@ from PIL import Image
 
 from data import demo as demo_data
 from data.demo import DemoSettings, build_demo_dataset, srgb_to_linear
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: Small but complete: every split, every photograph.
 SMALL = DemoSettings(size=64, test_size=96, train_per_photo=3, test_per_photo=2)

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nerco import UserError
+from nerco.runtime import UserError
 from nerco.training import distributed
 from nerco.training.distributed import Context
 

@@ -13,11 +13,11 @@ from PIL import Image
 from scipy import optimize
 from scipy.special import gamma
 
-from nerco import UserError
 from nerco.evaluation import metrics, niqe
 from nerco.evaluation.cli import main
 from nerco.evaluation.pairing import Pair, pair_folders
 from nerco.evaluation.scoring import Protocol, Scorer
+from nerco.runtime import UserError
 
 
 def _rand(shape, seed, low=0, high=256):

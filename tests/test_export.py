@@ -14,10 +14,10 @@ from conftest import ROOT, make_image
 from PIL import Image
 from synth import synth_state_dict
 
-from nerco import UserError
 from nerco.inference import export
 from nerco.inference.enhancer import load_enhancer
 from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
+from nerco.runtime import UserError
 
 # Sizes other than the traced one (export.TRACE_SHAPE): odd sides, sides that are and are
 # not multiples of 4, the smallest side, batches of 1 to 3, one image large enough for

@@ -17,7 +17,6 @@ from conftest import random_tensor, randomise
 from synth import network_manifests
 from torch import nn
 
-from nerco import UserError
 from nerco.inference.enhancer import Enhancer, infer_architecture, load_enhancer
 from nerco.networks.build import (
     ENHANCER_NAMES,
@@ -35,6 +34,7 @@ from nerco.networks.edge import EdgeOperator
 from nerco.networks.generator import ResnetBlock, ResnetGenerator
 from nerco.networks.mask_extractor import MaskExtractor
 from nerco.networks.nrn import NRN, NRNHead
+from nerco.runtime import UserError
 
 ALL_NETS = ("G_A", "G_B", "Pre", "H", "D_A", "D_B", "D_A_edge", "D_B_edge")
 

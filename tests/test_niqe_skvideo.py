@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nerco import UserError
 from nerco.evaluation import niqe, niqe_skvideo
+from nerco.runtime import UserError
 
 
 def _texture(shape, seed):

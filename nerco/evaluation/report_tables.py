@@ -16,8 +16,8 @@ import math
 import os
 from pathlib import Path
 
-from nerco import UserError
 from nerco.evaluation.viewer import Metric
+from nerco.runtime import UserError
 
 #: What each score is, which way is better and how many decimals papers print.
 METRICS = {

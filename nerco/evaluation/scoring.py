@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.image_folder import load_rgb
-from nerco import UserError
 from nerco.evaluation import loe, metrics, niqe
 from nerco.evaluation.pairing import Pair, check_sizes, image_size
+from nerco.runtime import UserError
 
 logger = logging.getLogger("evaluate")
 

@@ -32,10 +32,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from nerco import UserError
 from nerco.inference.folder_run import StopSignals, still_to_do
 from nerco.inference.shards import Shard
-from nerco.runtime import run_command, select_device
+from nerco.runtime import UserError, run_command, select_device
 from options import TestOptions
 
 logger = logging.getLogger("test")

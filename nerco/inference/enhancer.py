@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerco import UserError
 from nerco.networks.build import AMP_DTYPES, ENHANCER_NAMES, Architecture, build_generators, enhance
 from nerco.networks.checkpoint import load_network, network_path, read_state_dict
+from nerco.runtime import UserError
 
 #: Smallest side the generators accept (two stride-2 steps, then a reflect pad of 1).
 MIN_SIDE = 8

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerco import UserError
 from nerco.inference.enhancer import MIN_SIDE, Enhancer, load_enhancer
 from nerco.networks.build import ENHANCER_NAMES, enhance
 from nerco.networks.checkpoint import network_path
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from nerco import UserError
 from nerco.inference.enhancer import MIN_SIDE
 from nerco.inference.folder_io import (
     Decoded,
@@ -46,6 +45,7 @@ from nerco.inference.folder_io import (
     to_uint8,
     write_png,
 )
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

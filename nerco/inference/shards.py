@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 if TYPE_CHECKING:
     import torch

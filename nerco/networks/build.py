@@ -15,12 +15,12 @@ import torch
 from torch import nn
 from torch.nn import init
 
-from nerco import UserError
 from nerco.networks.checkpoint import unwrap
 from nerco.networks.discriminator import NLayerDiscriminator, PixelDiscriminator
 from nerco.networks.generator import ResnetGenerator, get_norm_layer
 from nerco.networks.mask_extractor import MaskExtractor
 from nerco.networks.nrn import NRN
+from nerco.runtime import UserError
 
 GENERATOR_NAMES = ("G_A", "G_B", "Pre", "H")
 DISCRIMINATOR_NAMES = ("D_A", "D_B", "D_A_edge", "D_B_edge")

@@ -13,8 +13,8 @@ import os
 import torch
 from torch import nn
 
-from nerco import UserError
 from nerco.networks import checkpoint_set
+from nerco.runtime import UserError
 
 
 def network_path(checkpoint_dir: str, label: str | int, name: str) -> str:

@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
-from nerco import UserError
-from nerco.runtime import run_command, seed_everything, select_device, setup_logging
+from nerco.runtime import UserError, run_command, seed_everything, select_device, setup_logging
 from options import TrainOptions, save_options
 
 logger = logging.getLogger("train")

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import torch
 import torch.nn.functional as F
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import warnings
 import torch
 from tqdm import tqdm
 
-from nerco import UserError
 from nerco.evaluation.pages import HTML
+from nerco.runtime import UserError
 from nerco.training import resume
 from nerco.training.curves import plot_loss_curves
 from nerco.util import save_image, tensor2im

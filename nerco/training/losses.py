@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 #: Logged loss names, in the order of the release's log line (spec §2), then the two
 #: generator edge terms, which the reference vectors also pin down.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch.optim import lr_scheduler
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 

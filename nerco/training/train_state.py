@@ -16,7 +16,7 @@ import random
 import numpy as np
 import torch
 
-from nerco import UserError
+from nerco.runtime import UserError
 
 FORMAT = "nerco-train-state"
 VERSION = 1
