@@ -19,24 +19,12 @@ testB      chelsea, grace_hopper   the same crops at normal light (ground truth)
 Each photograph is first resized (Lanczos) so that its shorter side is ``photo_side``;
 every image is then a random square crop of it with a random horizontal flip.
 
-Low-light synthesis (:func:`synthesize_low_light`), a raw-sensor model applied per pixel
-and channel to an sRGB image ``x`` in [0, 1]:
-
-1. linearise with the exact IEC 61966-2-1 sRGB curve: ``L = x/12.92`` for x ≤ 0.04045,
-   else ``((x + 0.055)/1.055)^2.4``;
-2. expose: the expected photo-electron count is ``k · L · FWC``, with the exposure factor
-   ``k`` and the full-well capacity ``FWC`` (electrons at the normal exposure's white);
-3. shot noise: draw the count from a Poisson distribution with that mean; read noise: add
-   zero-mean Gaussian electrons of std ``σ_r``;
-4. back to relative intensity (count / FWC), clip to [0, 1], encode with the sRGB curve,
-   round to uint8.
-
-So the expected linear intensity is ``k · L`` (up to clipping), the noise variance is
-``(k · L · FWC + σ_r²) / FWC²``: heteroscedastic, as in real sensors. ``k``, ``FWC`` and
-``σ_r`` are drawn per image (``k`` and ``FWC`` log-uniformly) from ranges below. Every
-random draw comes from a generator seeded with ``(seed, crc32(file name))``, so a fixed
-seed gives identical PNG files, byte for byte; ``manifest.json`` records every
-parameter and each file's SHA-256.
+Low light is the raw-sensor model of :mod:`data.low_light` (linearise, expose by ``k``,
+Poisson shot noise for a full-well capacity ``FWC``, Gaussian read noise ``σ_r``, back to
+sRGB, 8 bits). ``k``, ``FWC`` and ``σ_r`` are drawn per image (``k`` and ``FWC``
+log-uniformly) from ranges below. Every random draw comes from a generator seeded with ``(seed,
+crc32(file name))``, so a fixed seed gives identical PNG files, byte for byte; ``manifest.json``
+records every parameter and each file's SHA-256.
 """
 
 from __future__ import annotations
@@ -65,10 +53,10 @@ from data.demo_manifest import (
     is_complete,
     remove_own,
 )
+from data.low_light import synthesize_low_light
 from nerco.runtime import UserError
 
 logger = logging.getLogger(__name__)
-
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -115,39 +103,6 @@ class DemoSettings:
     train_low: tuple[str, ...] = ("astronaut", "rocket")
     train_normal: tuple[str, ...] = ("coffee", "motorcycle")
     test: tuple[str, ...] = ("chelsea", "grace_hopper")
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 decoding: sRGB values in [0, 1] → linear intensity in [0, 1]."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(y: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 encoding: linear intensity in [0, 1] → sRGB values in [0, 1]."""
-    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)
-    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
-
-
-def synthesize_low_light(image: np.ndarray, exposure: float, full_well: float,
-                         read_noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Under-expose an sRGB photograph with shot and read noise (module docstring, 1–4).
-
-    Args:
-        image: (H, W, 3) uint8 sRGB at normal exposure.
-        exposure: exposure factor k (< 1 darkens).
-        full_well: electrons collected at linear intensity 1 at normal exposure.
-        read_noise: std of the Gaussian read noise, in electrons.
-        rng: the source of the noise.
-
-    Returns:
-        (H, W, 3) uint8 sRGB whose expected linear intensity is ``exposure`` times the input's.
-    """
-    linear = srgb_to_linear(image / 255.0)
-    electrons = rng.poisson(exposure * linear * full_well).astype(np.float64)
-    electrons += rng.normal(0.0, read_noise, size=linear.shape)
-    encoded = linear_to_srgb(electrons / full_well)
-    return np.round(encoded * 255.0).astype(np.uint8)
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:

@@ -4,8 +4,9 @@ choice, seeding.
 Every command (train.py, test.py, ``python -m nerco.evaluate``, ``nerco.export``,
 ``nerco.demo_data``, scripts/arrange_datasets.py) runs inside :func:`run_command`: console
 logging, then its body; a :class:`UserError`, the one error type meant for the person at
-the keyboard, becomes one ``error:`` line and exit status 2. torch and NumPy are imported where they are used, so the tools can set up
-logging and check their options before loading them.
+the keyboard, becomes one ``error:`` line and exit status 2. torch and NumPy are
+imported where they are used, so the tools can set up logging and check their options
+before loading them.
 """
 
 from __future__ import annotations

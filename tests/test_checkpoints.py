@@ -1,4 +1,5 @@
-"""nerco.networks.checkpoint_set: a label's files stay one consistent set through kills and full disks."""
+"""nerco.networks.checkpoint_set: a label's files stay one consistent set through kills and full
+disks."""
 
 from __future__ import annotations
 

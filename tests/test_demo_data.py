@@ -16,7 +16,8 @@ from conftest import ROOT
 from PIL import Image
 
 from data import demo as demo_data
-from data.demo import DemoSettings, build_demo_dataset, srgb_to_linear
+from data.demo import DemoSettings, build_demo_dataset
+from data.low_light import linear_to_srgb, srgb_to_linear, synthesize_low_light
 from nerco.runtime import UserError
 
 #: Small but complete: every split, every photograph.
@@ -108,7 +109,7 @@ def test_noise_is_shot_plus_read_noise():
     exposure, full_well, read_noise = 0.1, 1000.0, 3.0
     for level in (64, 200):
         flat = np.full((256, 256, 3), level, np.uint8)
-        low = demo_data.synthesize_low_light(flat, exposure, full_well, read_noise, rng)
+        low = synthesize_low_light(flat, exposure, full_well, read_noise, rng)
         linear = srgb_to_linear(low / 255.0)
         mean = exposure * srgb_to_linear(level / 255.0)
         expected_var = (mean * full_well + read_noise ** 2) / full_well ** 2
@@ -118,7 +119,7 @@ def test_noise_is_shot_plus_read_noise():
 
 def test_srgb_curve_is_iec_61966_2_1():
     x = np.linspace(0, 1, 1001)
-    assert np.allclose(demo_data.linear_to_srgb(srgb_to_linear(x)), x, atol=1e-12)
+    assert np.allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-12)
     assert srgb_to_linear(0.04045) == pytest.approx(0.04045 / 12.92)
     assert srgb_to_linear(0.5) == pytest.approx(((0.5 + 0.055) / 1.055) ** 2.4)
     assert srgb_to_linear(1.0) == pytest.approx(1.0)

@@ -1,4 +1,5 @@
-"""nerco.training.distributed: collectives on the process's device, and what the processes agree on."""
+"""nerco.training.distributed: collectives on the process's device, and what the processes agree
+on."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""nerco.evaluation.pages: training's incremental page and test.py's comparison page, as viewer pages."""
+"""nerco.evaluation.pages: training's incremental page and test.py's comparison page, as viewer
+pages."""
 
 import pytest
 from conftest import make_image

@@ -1,4 +1,5 @@
-"""nerco.evaluation.niqe_skvideo: NIQE as scikit-video 1.1.11 computes it, against the package itself.
+"""nerco.evaluation.niqe_skvideo: NIQE as scikit-video 1.1.11 computes it, against the package
+itself.
 
 scikit-video 1.1.11 (2018) does not run on today's numpy and scipy as shipped: it calls
 ``np.int`` (an alias of ``int`` removed in numpy 1.24) and ``scipy.misc.imresize`` (removed

@@ -1,4 +1,5 @@
-"""nerco.inference.pipeline and nerco.inference.shards: order, bounded queues, batches, conversions, failures."""
+"""nerco.inference.pipeline and nerco.inference.shards: order, bounded queues, batches, conversions,
+failures."""
 
 from __future__ import annotations
 

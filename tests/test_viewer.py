@@ -1,4 +1,5 @@
-"""nerco.evaluation.viewer and nerco.evaluation.viewer_plot without a browser: what the page holds."""
+"""nerco.evaluation.viewer and nerco.evaluation.viewer_plot without a browser: what the page
+holds."""
 
 from __future__ import annotations
 

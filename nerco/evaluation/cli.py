@@ -2,10 +2,10 @@
 
 Each ``--pred [NAME=]DIR`` is paired with the same reference (``--gt``; without it the
 inputs) and checked up front: unpaired names, sizes, and the inputs LOE needs, before any
-image is scored. One method gives the single-method report of :mod:`nerco.evaluation.scoring`; several
-give ``{"protocol": ..., "methods": {NAME: {"mean": ..., "per_image": [...]}}}``, a table
-with a row per method (printed, and with ``--table`` as Markdown, LaTeX or CSV) and one
-viewer page with a column per method.
+image is scored. One method gives the single-method report of
+:mod:`nerco.evaluation.scoring`; several give ``{"protocol": ..., "methods": {NAME: {"mean": ...,
+"per_image": [...]}}}``, a table with a row per method (printed, and with ``--table`` as Markdown,
+LaTeX or CSV) and one viewer page with a column per method.
 """
 
 from __future__ import annotations

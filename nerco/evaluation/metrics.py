@@ -21,8 +21,8 @@ Who computes what, and why:
 * **LPIPS** — the ``lpips`` package (AlexNet, v0.1 linear heads shipped with the package);
   the ImageNet AlexNet backbone is read from a local file (:func:`load_lpips`), never
   downloaded.
-* **NIQE** — in :mod:`nerco.evaluation.niqe` (no maintained library reproduces the MATLAB release and
-  accepts its parameter file).
+* **NIQE** — in :mod:`nerco.evaluation.niqe` (no maintained library reproduces the MATLAB
+  release and accepts its parameter file).
 """
 
 from __future__ import annotations

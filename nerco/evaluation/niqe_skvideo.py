@@ -1,8 +1,8 @@
 """NIQE as scikit-video 1.1.11 computes it (``skvideo.measure.niqe``), the ``skvideo`` protocol.
 
 NeRCo's authors report NIQE from the ``guptapraful/niqe`` script, a copy of scikit-video
-1.1.11's NIQE. It departs from the MATLAB release (:mod:`nerco.evaluation.niqe`) in these places, each
-kept here on purpose so that its numbers can be reproduced:
+1.1.11's NIQE. It departs from the MATLAB release (:mod:`nerco.evaluation.niqe`) in these
+places, each kept here on purpose so that its numbers can be reproduced:
 
 * the pristine model is the one scikit-video ships (``pop_mu``, ``pop_cov`` in its
   ``measure/data/niqe_image_params.mat``), an older fit than the MATLAB release's;

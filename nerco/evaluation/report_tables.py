@@ -1,11 +1,11 @@
 """Paper tables of a report: one row per method, one column per metric (mean over images).
 
-``--table r.md`` / ``r.tex`` / ``r.csv`` of ``nerco.evaluation.scoring``. Markdown and LaTeX give each
-metric with its arrow (↑ higher is better, ↓ lower), the best value of each column in bold
-and the protocol in a caption line; values are rounded as papers print them
-(:data:`METRICS`), and "best" is decided on the printed values, so ties are all bold. CSV
-keeps full precision (the JSON's numbers), a ``#`` line with the caption first. A mean PSNR
-of null in the JSON is an infinite PSNR (an image identical to its ground truth).
+``--table r.md`` / ``r.tex`` / ``r.csv`` of ``python -m nerco.evaluate``. Markdown and LaTeX give
+each metric with its arrow (↑ higher is better, ↓ lower), the best value of each column in bold and
+the protocol in a caption line; values are rounded as papers print them (:data:`METRICS`), and
+"best" is decided on the printed values, so ties are all bold. CSV keeps full precision (the JSON's
+numbers), a ``#`` line with the caption first. A mean PSNR of null in the JSON is an infinite PSNR
+(an image identical to its ground truth).
 """
 
 from __future__ import annotations

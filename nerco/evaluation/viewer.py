@@ -9,6 +9,8 @@ synchronised across them, ← → to the next row, and a before/after slider bet
 The script and style (``viewer_assets/``) are written into the page, so it works from
 ``file://`` offline with no request leaving the folder; images are referenced by paths
 relative to the page. The table itself is plain HTML (readable without the script).
+This module (about 300 lines) writes the page's data model and markup in one place; the
+behaviour is the JavaScript in ``viewer_assets/``.
 """
 
 from __future__ import annotations

@@ -12,12 +12,16 @@ images there are:
    one runs, and the conversions to [-1, 1] and back run on the GPU; on the CPU they run in
    the decoding and writing threads, beside the network instead of before and after it;
 3. **writing**, in ``threads`` threads: each PNG goes to a hidden temporary name beside its
-   destination and is renamed (:func:`nerco.inference.folder_io.write_png`), so a destination file is
-   always complete, even when the process is killed.
+   destination and is renamed (:func:`nerco.inference.folder_io.write_png`), so a
+   destination file is always complete, even when the process is killed.
 
 An image that cannot be read, is too small, or does not fit in the device's memory becomes
 a :class:`~nerco.inference.folder_io.Failure` (one line naming the file and what to do) and the run
 goes on.
+
+The three stages and their hand-over (ordering, batching by size, the in-flight limit, the
+stop request) share one module, a little over 300 lines: they are one mechanism, and read
+in one place.
 """
 
 from __future__ import annotations

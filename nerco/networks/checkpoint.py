@@ -2,8 +2,9 @@
 
 Files are plain state_dicts on the CPU without a ``module.`` prefix, like the authors'
 released checkpoints; a prefix left by DataParallel or DistributedDataParallel is removed
-on loading. Files that a training run saved come with a manifest (:mod:`nerco.networks.checkpoint_set`)
-and are checked against it when read, so a set mixed by an interrupted save is refused.
+on loading. Files that a training run saved come with a manifest
+(:mod:`nerco.networks.checkpoint_set`) and are checked against it when read, so a set mixed by an
+interrupted save is refused.
 """
 
 from __future__ import annotations
