@@ -1,0 +1,109 @@
+"""The package's layout holds: imports only point down, modules stay small, no stray commands.
+
+Read from the source files (every import statement, also those inside functions), so the
+rules hold for lazy imports too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+PACKAGE = ROOT / "nerco"
+#: What each part may import of this project (besides itself and the standard library).
+ALLOWED = {
+    "nerco.networks": {"nerco.runtime", "nerco.util"},
+    "nerco.inference": {"nerco.runtime", "nerco.util", "nerco.networks", "nerco.evaluation",
+                        "data", "options"},
+    "nerco.evaluation": {"nerco.runtime", "nerco.util", "data"},
+    "nerco.training": {"nerco.runtime", "nerco.util", "nerco.networks", "nerco.evaluation",
+                       "data", "options"},
+    "data": {"nerco.runtime"},
+    "options": {"nerco.runtime", "data"},
+}
+#: Top-level modules that are commands users know (``python -m nerco.<name>``).
+COMMAND_ENTRIES = {"evaluate.py", "export.py", "demo_data.py"}
+OURS = ("nerco", "data", "options")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module of this project that ``path`` imports, at any depth of its code."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            # ``from nerco.networks import build``: the submodule is imported too.
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name.split(".")[0] in OURS}
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(p for folder in folders for p in (ROOT / folder).rglob("*.py"))
+
+
+def _part(module: str) -> str | None:
+    for part in sorted(ALLOWED, key=len, reverse=True):
+        if module == part or module.startswith(part + "."):
+            return part
+    return None
+
+
+def test_nerco_top_level_holds_at_most_six_modules():
+    modules = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(modules) <= 6, modules
+
+
+@pytest.mark.parametrize("path", _sources("nerco", "data", "options"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down(path):
+    part = _part(_module_name(path))
+    if part is None:
+        return  # the package root and its top modules may use the parts
+    allowed = ALLOWED[part] | {part}
+    wrong = []
+    for name in _imports(path):
+        if name in ("nerco", "data", "options"):  # the package faces
+            if name != part.split(".")[0] and name not in allowed:
+                wrong.append(name)
+            continue
+        target = _part(name) or name
+        if not any(target == a or target.startswith(a + ".") for a in allowed):
+            wrong.append(name)
+    assert not wrong, f"{path.relative_to(ROOT)} ({part}) imports {sorted(wrong)}"
+
+
+def test_inference_never_imports_training():
+    for path in _sources("nerco/inference"):
+        assert not [n for n in _imports(path) if n.startswith("nerco.training")], path
+
+
+@pytest.mark.parametrize("path", _sources("nerco", "data", "options"),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_modules_stay_small_or_say_why(path):
+    lines = path.read_text().count("\n")
+    if lines <= 300:
+        return
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert lines <= 340 and "300 lines" in docstring, (
+        f"{path.relative_to(ROOT)} has {lines} lines: split it by its jobs, or say in its "
+        f"docstring why it stays whole")
+
+
+def test_library_modules_have_no_main_blocks():
+    stray = []
+    for path in _sources("nerco", "data", "options"):
+        if path.parent == PACKAGE and path.name in COMMAND_ENTRIES:
+            continue
+        if '__name__ == "__main__"' in path.read_text():
+            stray.append(str(path.relative_to(ROOT)))
+    assert not stray, f"commands belong in an entry module or scripts/: {stray}"
