@@ -77,6 +77,28 @@ def _setup(spec: dict):
     return torch, device
 
 
+#: Where names of today's package lived before it was laid out by concern (version 0.1), so
+#: that ``--baseline`` can measure a checkout of either layout.
+_FLAT_LAYOUT = {"inference.enhancer": "enhancer", "networks.build": "model",
+                "training.clip_term": "clip_term", "training.model": "model"}
+
+
+def _ours(*names: str) -> list:
+    """``"inference.enhancer:Enhancer"`` → the object from ``nerco.inference.enhancer``, or
+    from the flat module of a version-0.1 checkout (``nerco.enhancer``)."""
+    import importlib
+
+    objects = []
+    for name in names:
+        module, _, attribute = name.partition(":")
+        try:
+            found = importlib.import_module(f"nerco.{module}")
+        except ModuleNotFoundError:
+            found = importlib.import_module(f"nerco.{_FLAT_LAYOUT[module]}")
+        objects.append(getattr(found, attribute))
+    return objects
+
+
 def _sync(torch, device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -132,8 +154,9 @@ def _count_flops(step) -> tuple[float, dict[str, float]]:
 
 def _child_infer(spec: dict) -> dict:
     torch, device = _setup(spec)
-    from nerco.inference.enhancer import Enhancer
-    from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
+    Enhancer, ENHANCER_NAMES, Architecture, build_generators = _ours(
+        "inference.enhancer:Enhancer", "networks.build:ENHANCER_NAMES",
+        "networks.build:Architecture", "networks.build:build_generators")
 
     nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
     amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}  # older checkouts: fp32
@@ -157,9 +180,9 @@ def _child_infer(spec: dict) -> dict:
 
 def _child_train(spec: dict) -> dict:
     torch, device = _setup(spec)
-    from nerco.networks.build import Architecture
-    from nerco.training.clip_term import CLIPTerm, build_clip
-    from nerco.training.model import NeRCoModel
+    Architecture, CLIPTerm, build_clip, NeRCoModel = _ours(
+        "networks.build:Architecture", "training.clip_term:CLIPTerm",
+        "training.clip_term:build_clip", "training.model:NeRCoModel")
 
     clip = build_clip(device=device, random_init=True)
     options = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}
