@@ -1,6 +1,6 @@
 """The demo dataset's folder: its manifest, whether it is complete, and whether it is ours.
 
-``data.demo`` writes ``manifest.json`` beside the images, with the settings and each
+``python -m nerco.demo_data`` (:mod:`data.demo`) writes ``manifest.json`` beside the images, with the settings and each
 file's SHA-256. That is how it knows its own output: ``--force`` rebuilds a folder only when
 it holds that manifest, the split folders and listed files with their recorded hashes, and
 nothing else; then it deletes exactly those files. Anything else (a user's file, an edited
@@ -17,7 +17,7 @@ from nerco.runtime import UserError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-GENERATOR = "data.demo"  # the manifest's "generator"
+GENERATOR = "nerco.demo_data"  # the manifest's "generator": the command that writes it
 SPLIT_FOLDERS = ("trainA", "trainB", "testA", "testB")
 
 
