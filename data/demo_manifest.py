@@ -1,10 +1,11 @@
 """The demo dataset's folder: its manifest, whether it is complete, and whether it is ours.
 
-``python -m nerco.demo_data`` (:mod:`data.demo`) writes ``manifest.json`` beside the images, with the settings and each
-file's SHA-256. That is how it knows its own output: ``--force`` rebuilds a folder only when
-it holds that manifest, the split folders and listed files with their recorded hashes, and
-nothing else; then it deletes exactly those files. Anything else (a user's file, an edited
-image, a folder it never wrote) is left alone, with one line saying why.
+``python -m nerco.demo_data`` (:mod:`data.demo`) writes ``manifest.json`` beside the
+images, with the settings and each file's SHA-256. That is how it knows its own output:
+``--force`` rebuilds a folder only when it holds that manifest, the split folders and listed
+files with their recorded hashes, and nothing else; then it deletes exactly those files.
+Anything else (a user's file, an edited image, a folder it never wrote) is left alone, with
+one line saying why.
 """
 
 from __future__ import annotations
