@@ -54,7 +54,7 @@ from data.demo_manifest import (
     remove_own,
 )
 from data.low_light import synthesize_low_light
-from nerco.runtime import UserError
+from nerco.runtime import UserError, program_name
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ def build_demo_dataset(out: str | os.PathLike, settings: DemoSettings = DemoSett
 def main(argv: list[str] | None = None) -> int:
     defaults = DemoSettings()
     parser = argparse.ArgumentParser(
+        prog=program_name("python -m nerco.demo_data"),
         description="Build the offline demo dataset (trainA/trainB/testA/testB) from photos "
                     "shipped with scikit-image and matplotlib.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

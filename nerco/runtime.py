@@ -49,6 +49,13 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
     root.setLevel(level)
 
 
+def program_name(usual: str) -> str:
+    """The command's name for usage lines: ``nerco-train`` etc. when run as an installed
+    console script, else ``usual`` (``train.py``, ``python -m nerco.evaluate``)."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return called if called.startswith("nerco-") else usual
+
+
 def run_command(body: Callable[[], int | None], name: str = "nerco") -> int:
     """Run a command's ``body`` with console logging; return its exit status.
 

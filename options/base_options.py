@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from nerco.runtime import program_name
 from options.checks import format_suffix
 from options.choices import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS, PREPROCESS_CHOICES
 from options.parser import OptionParser
@@ -93,7 +94,7 @@ class BaseOptions:
 
     def build_parser(self) -> argparse.ArgumentParser:
         parser = OptionParser(
-            prog="train.py" if self.is_train else "test.py",
+            prog=program_name("train.py" if self.is_train else "test.py"),
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
             description="NeRCo " + ("training" if self.is_train else "testing"))
         self.parser = self.initialize(parser)

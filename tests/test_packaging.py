@@ -275,6 +275,7 @@ commands = json.loads(sys.argv[1])
 codes = {}
 for name, target in commands.items():
     module, _, attr = target.partition(":")
+    sys.argv = [f"/venv/bin/{name}"]  # as the console script's wrapper is called
     with contextlib.redirect_stdout(io.StringIO()) as out:
         try:
             getattr(import_module(module), attr)(["--help"])
@@ -301,4 +302,4 @@ def test_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     assert found["assets"] == ["viewer.css", "viewer.js"]
     for name, (code, usage) in found["codes"].items():
         assert code in (0, None), f"{name} --help exited with {code}"
-        assert usage.startswith("usage:"), f"{name} --help printed {usage!r}"
+        assert usage.startswith(f"usage: {name} "), f"{name} --help printed {usage!r}"

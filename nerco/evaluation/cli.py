@@ -27,7 +27,7 @@ from nerco.evaluation.pairing import (
 )
 from nerco.evaluation.report import write_json
 from nerco.evaluation.scoring import NIQE_PROTOCOLS, Protocol, Scorer, evaluate
-from nerco.runtime import UserError, run_command, select_device
+from nerco.runtime import UserError, program_name, run_command, select_device
 
 logger = logging.getLogger("evaluate")
 
@@ -203,8 +203,9 @@ def run_comparison(args: argparse.Namespace) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m nerco.evaluate``."""
-    parser = argparse.ArgumentParser(prog="python -m nerco.evaluate", description=__doc__.split(
-        "\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=program_name("python -m nerco.evaluate"), description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--pred", required=True, action="append", metavar="[NAME=]DIR",
                         help="folder of predictions (any depth), NAME=DIR to name the method; "
                              "repeat for several methods, scored under one protocol")

@@ -31,7 +31,7 @@ from torch import nn
 from nerco.inference.enhancer import MIN_SIDE, Enhancer, load_enhancer
 from nerco.networks.build import ENHANCER_NAMES, enhance
 from nerco.networks.checkpoint import network_path
-from nerco.runtime import UserError
+from nerco.runtime import UserError, program_name
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def enhance_image(runner: Runner, image_path: str, output_path: str) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m nerco.export",
+        prog=program_name("python -m nerco.export"),
         description="Export the NeRCo enhancer (Pre + H + G_A) with dynamic batch, height "
                     "and width: input (N, 3, H, W) in [-1, 1], H, W >= 8; output the same.")
     parser.add_argument("--checkpoint_dir", required=True,
