@@ -5,11 +5,11 @@ of 4 and the result cropped back, so the output has the input's exact size (and 
 the released computation when the size is already divisible by 4).
 
 Speed and memory: without autograd the networks take their inference path (channels-last,
-in-place normalisation, the NRN head and H's attention in bands of rows; see
-:mod:`nerco.networks.generator`), so a whole photo is enhanced in one piece, with the numbers of the
-small-image path, and no option to set. ``amp="bf16"`` (or ``"fp16"``) runs the
-convolutions under autocast: about twice as fast where the hardware has bfloat16 dot
-products, within about one 8-bit level of float32.
+in-place normalisation, the NRN head and H's attention in bands of rows: each network's
+``fast_forward``, see :mod:`nerco.networks.fast_path`), so a whole photo is enhanced in one
+piece, with the numbers of the small-image path, and no option to set. ``amp="bf16"`` (or
+``"fp16"``) runs the convolutions under autocast: about twice as fast where the hardware
+has bfloat16 dot products, within about one 8-bit level of float32.
 """
 
 from __future__ import annotations

@@ -1,13 +1,21 @@
-"""The inference path of the generators, the NRN and the mask extractor (issues 4 and 6).
+"""The no-autograd layer implementations the networks' inference paths are made of
+(issues 4, 6 and 12).
 
-With autograd off (``torch.no_grad`` / ``torch.inference_mode``), no tracer or exporter
-running and an image of at least :data:`FAST_MIN_PIXELS` pixels, :func:`run_inference`
-applies a network's ``nn.Sequential`` layers differently, with the same values up to float
-rounding (a few 1e-6 relative):
+Each network owns its inference path, a ``fast_forward`` method next to its ``forward``
+(:class:`~nerco.networks.generator.ResnetBlock`, :class:`~nerco.networks.generator.ResnetGenerator`,
+:class:`~nerco.networks.nrn.NRNHead`, :class:`~nerco.networks.nrn.NRN`,
+:class:`~nerco.networks.mask_extractor.MaskExtractor`), and ``forward`` takes it when
+:func:`fast_inference` allows: autograd off (``torch.no_grad`` / ``torch.inference_mode``),
+no tracer or exporter running, an image of at least :data:`FAST_MIN_PIXELS` pixels. The two
+give the same values up to float rounding (a few 1e-6 relative); tests/test_fast_forward.py
+fails when they drift apart. This module holds what those methods share: the runner
+:func:`run_inference` / :func:`run_layers` for an ``nn.Sequential`` of plain ``torch.nn``
+layers, which hands any layer with a ``fast_forward`` of its own to that method, and the
+layer primitives it uses:
 
 * channels-last tensors throughout (oneDNN's and cuDNN's fast layout);
-* instance norm, ReLU, Tanh and the residual sums in place, so each full-resolution map is
-  allocated once instead of three times; instance norm in cache-sized bands of rows;
+* instance norm, ReLU and Tanh in place, so each full-resolution map is allocated once
+  instead of three times; instance norm in cache-sized bands of rows;
 * a reflect pad followed by a cheap convolution (the 64-channel full-size layers, the 7×7
   head) without the padded copy: zero padding inside the convolution, then the border
   recomputed;
@@ -157,17 +165,25 @@ def run_inference(layers: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:
     Returns a channels-last tensor. The input is never modified: in-place layers act only
     on tensors made here.
     """
-    return _run(list(layers), x.contiguous(memory_format=torch.channels_last))[0]
+    return run_layers(layers, x.contiguous(memory_format=torch.channels_last))[0]
 
 
-def _run(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+def run_layers(layers: Iterable[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """:func:`run_inference` on a channels-last ``x``; also whether the result was made
-    here (and so may be overwritten)."""
+    here (and so may be overwritten).
+
+    A layer that defines ``fast_forward`` runs that method, which must not modify its
+    channels-last input and must return a new tensor; ``torch.nn`` layers run as below;
+    any other layer runs its ``forward``.
+    """
+    layers = list(layers)
     owned = False
     i = 0
     while i < len(layers):
         layer = layers[i]
-        if owned and _is_plain_instance_norm(layer):
+        if (fast_forward := getattr(layer, "fast_forward", None)) is not None:
+            x, owned = fast_forward(x), True  # the layer's own inference path
+        elif owned and _is_plain_instance_norm(layer):
             relu = i + 1 < len(layers) and isinstance(layers[i + 1], nn.ReLU)
             x = instance_norm_(x, layer.eps, relu=relu)
             i += relu  # the ReLU is done
@@ -180,9 +196,6 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, bool]:
             x = x.relu_()
         elif owned and isinstance(layer, nn.Tanh):
             x = x.tanh_()
-        elif _is_residual(layer):  # x + block(x), the sum in place
-            y, y_owned = _run(list(layer.conv_block), x)
-            x, owned = (y.add_(x) if y_owned else y + x), True
         elif isinstance(layer, nn.Conv2d) and layer.in_channels <= IMAGE_CHANNELS:
             x, owned = _full_precision(layer, x), True
         elif i + 1 < len(layers) and (p := _reflect_border(layer, layers[i + 1], x)):
@@ -192,8 +205,3 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, bool]:
             x, owned = layer(x), owned or isinstance(layer, _FRESH_OUTPUT)
         i += 1
     return x, owned
-
-
-def _is_residual(layer: nn.Module) -> bool:
-    """A residual block of :mod:`nerco.networks.generator`: ``x + layer.conv_block(x)``."""
-    return isinstance(getattr(layer, "conv_block", None), nn.Sequential)

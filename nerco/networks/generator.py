@@ -4,9 +4,12 @@ NERCO_SPEC.md §1.1. Layer indices inside ``model`` are those of the released ch
 (``model.1`` is the 7×7 stem, ``model.10``–``model.18`` the residual blocks, ``model.26`` the
 7×7 head), so the authors' ``latest_net_G_A.pth`` loads without renaming.
 
-Without autograd, on images of at least 128×128 pixels, ``forward`` runs the layers through
-:func:`nerco.networks.fast_path.run_inference` (channels-last, in place; same values up to float
-rounding); training runs the plain ``nn.Sequential``.
+Each class owns its two forwards: ``forward`` is what training runs (the plain layers),
+``fast_forward`` the inference path (channels-last, in place, through the layer primitives of
+:mod:`nerco.networks.fast_path`; same values up to float rounding), which
+``ResnetGenerator.forward`` takes without autograd on images of at least 128×128 pixels. An
+edit of one forward needs the same edit of the other: tests/test_fast_forward.py fails when
+they disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from nerco.networks.fast_path import fast_inference, run_inference
+from nerco.networks.fast_path import fast_inference, run_inference, run_layers
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -74,6 +77,15 @@ class ResnetBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
+
+    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` on the inference path, without autograd: ``conv_block`` through
+        :func:`~nerco.networks.fast_path.run_layers`, the sum in place. A new channels-last
+        tensor; ``x`` is not modified. The networks that hold blocks call it from their
+        own ``fast_forward``; a block alone keeps ``forward`` in every mode."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        y, fresh = run_layers(self.conv_block, x)
+        return y.add_(x) if fresh else y + x
 
 
 def stem(input_nc: int, ngf: int, norm_layer: NormLayer) -> list[nn.Module]:
@@ -152,5 +164,11 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if fast_inference(x):
-            return run_inference(self.model, x).contiguous()
+            return self.fast_forward(x)
         return self.model(x)
+
+    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` on the inference path, without autograd: ``model`` through
+        :func:`~nerco.networks.fast_path.run_inference` (the residual blocks by their own
+        :meth:`ResnetBlock.fast_forward`), returned contiguous."""
+        return run_inference(self.model, x).contiguous()

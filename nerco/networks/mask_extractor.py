@@ -3,7 +3,12 @@
 A shallow ResNet produces a feature map F (6 pixels larger than the input per dimension,
 because of the trailing reflect pad). Channel attention re-weights F; spatial attention on
 the re-weighted map gives the 1-channel ``mask`` that gates the enhancer's input; a 7×7
-conv on F (not on the attended map) gives the 3-channel residual ``H``.
+conv on F (not on the attended map) gives the 3-channel ``Hm``.
+
+``forward`` / ``mask`` are what training runs; ``fast_forward`` / ``fast_mask`` the
+inference path they take without autograd on images of at least 128×128 pixels (the trunk
+through :mod:`nerco.networks.fast_path`, the spatial attention's statistics in bands of
+rows; same values up to float rounding, tests/test_fast_forward.py checks it).
 """
 
 from __future__ import annotations
@@ -54,21 +59,34 @@ class MaskExtractor(nn.Module):
         self.conv_ca = nn.Conv2d(2 * ngf, ngf, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feat, fast = self._features(x)
-        residual = torch.tanh(self.output(feat))
-        return residual, self._mask(feat, fast)
+        if fast_inference(x):
+            return self.fast_forward(x)
+        feat = self.model(x)
+        Hm = torch.tanh(self.output(feat))
+        return Hm, self._mask(feat, banded=False)
+
+    def fast_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` on the inference path, without autograd: the trunk through
+        :func:`~nerco.networks.fast_path.run_inference` (channels-last, its residual blocks
+        by their own ``fast_forward``), the spatial attention's statistics in bands."""
+        feat = run_inference(self.model, x)
+        Hm = torch.tanh(self.output(feat))
+        return Hm, self._mask(feat, banded=True)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         """Only the mask, (N, 1, H, W) in (0, 1): what inference needs (spec §5). Same
         values as ``forward(x)[1]`` without the 7×7 output convolution."""
-        return self._mask(*self._features(x))
+        if fast_inference(x):
+            return self.fast_mask(x)
+        return self._mask(self.model(x), banded=False)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-        """The trunk's F, (N, ngf, H + 6, W + 6), and whether it took the inference path."""
-        fast = fast_inference(x)
-        return (run_inference(self.model, x) if fast else self.model(x)), fast
+    def fast_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """``mask`` on the inference path: ``fast_forward(x)[1]`` without ``Hm``."""
+        return self._mask(run_inference(self.model, x), banded=True)
 
-    def _mask(self, feat: torch.Tensor, fast: bool) -> torch.Tensor:
+    def _mask(self, feat: torch.Tensor, banded: bool) -> torch.Tensor:
+        """The collaborative attention on the trunk's F, (N, ngf, H + 6, W + 6): the mask;
+        ``banded`` (the inference path) computes the spatial statistics in bands."""
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
         pooled = torch.cat(
             [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
@@ -81,7 +99,7 @@ class MaskExtractor(nn.Module):
                              for p in ([pooled] if recording else pooled.split(1))])
         # Spatial attention: [channel mean, channel max] of F' = a · F -> 7x7 (no padding)
         # -> sigmoid.
-        if fast:
+        if banded:
             spatial = self._spatial_stats_in_bands(feat, weights)
         else:
             attended = weights * feat

@@ -9,6 +9,11 @@ pixel grid minus itself (exactly 0) and the cell values are exactly 2, and the f
 whose kernel is the first 576 columns of the first Linear and whose bias absorbs the two
 constant cell inputs, followed by 1×1 convolutions. We compute it that way and keep the
 MLP's parameters, so checkpoints load unchanged (``mlp.imnet.layers.{0,2,4,6}``).
+
+``NRN`` and ``NRNHead`` each own an inference path, ``fast_forward`` next to ``forward``,
+which ``forward`` takes without autograd on images of at least 128×128 pixels: the trunk
+through :mod:`nerco.networks.fast_path`, the head in bands of rows as matrix products (same
+values up to float rounding; tests/test_fast_forward.py checks it).
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ GPU_BAND_PIXELS = 1 << 18
 def band_rows(width: int, pixels: int = BAND_PIXELS) -> int:
     """Rows per band of the NRN head for images ``width`` pixels wide (at least 1)."""
     return max(1, pixels // max(width, 1))
+
+
+def _check_rows(rows_per_chunk: int | None) -> None:
+    if rows_per_chunk is not None and rows_per_chunk < 1:
+        raise ValueError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk}")
 
 
 class MLP(nn.Module):
@@ -96,12 +106,9 @@ class NRNHead(nn.Module):
         same as the direct path. On the inference path (autograd off) the head always runs
         in bands, of :func:`band_rows` rows unless ``rows_per_chunk`` says otherwise.
         """
-        if rows_per_chunk is not None and rows_per_chunk < 1:
-            raise ValueError(f"rows_per_chunk must be a positive integer, got {rows_per_chunk}")
+        _check_rows(rows_per_chunk)
         if fast_inference(feat):
-            pixels = BAND_PIXELS if feat.device.type == "cpu" else GPU_BAND_PIXELS
-            rows = rows_per_chunk or band_rows(feat.shape[-1], pixels)
-            return self._forward_in_bands(feat, rows)
+            return self.fast_forward(feat, rows_per_chunk)
         kernel, bias = self.first_layer_as_conv()
         height = feat.shape[-2]
         if rows_per_chunk is None or rows_per_chunk >= height:
@@ -112,6 +119,15 @@ class NRNHead(nn.Module):
             for top in range(0, height, rows_per_chunk)
         ]
         return torch.cat(bands, dim=2)
+
+    def fast_forward(self, feat: torch.Tensor, rows_per_chunk: int | None = None) -> torch.Tensor:
+        """``forward`` on the inference path, without autograd: always in bands, of
+        ``rows_per_chunk`` rows or :func:`band_rows` for the device (see
+        :meth:`_forward_in_bands`)."""
+        _check_rows(rows_per_chunk)
+        pixels = BAND_PIXELS if feat.device.type == "cpu" else GPU_BAND_PIXELS
+        rows = rows_per_chunk or band_rows(feat.shape[-1], pixels)
+        return self._forward_in_bands(feat, rows)
 
     def _forward_in_bands(self, feat: torch.Tensor, rows: int) -> torch.Tensor:
         """Inference path: per image and band of ``rows`` rows, the 3×3 layer on the band
@@ -165,5 +181,14 @@ class NRN(nn.Module):
         self.model = nn.Sequential(*resnet_trunk(input_nc, ngf, n_blocks, norm_layer, use_dropout))
 
     def forward(self, x: torch.Tensor, rows_per_chunk: int | None = None) -> torch.Tensor:
-        feat = run_inference(self.model, x) if fast_inference(x) else self.model(x)
-        return self.mlp(feat, rows_per_chunk=rows_per_chunk)
+        if fast_inference(x):
+            return self.fast_forward(x, rows_per_chunk)
+        return self.mlp(self.model(x), rows_per_chunk=rows_per_chunk)
+
+    def fast_forward(self, x: torch.Tensor, rows_per_chunk: int | None = None) -> torch.Tensor:
+        """``forward`` on the inference path, without autograd: the trunk through
+        :func:`~nerco.networks.fast_path.run_inference` (its residual blocks by their own
+        ``fast_forward``), then the head, which takes :meth:`NRNHead.fast_forward` on the
+        feature map of ``x``'s size. The head is called as a module, as in ``forward``, so
+        its hooks (and profilers' and FLOP counters' ``Pre.mlp``) see it on both paths."""
+        return self.mlp(run_inference(self.model, x), rows_per_chunk=rows_per_chunk)
