@@ -7,7 +7,7 @@ import argparse
 
 from options.base_options import BaseOptions
 from options.checks import check_training
-from options.choices import AMP_MODES, GAN_MODES, LR_POLICIES, OBJECTIVES
+from options.choices import AMP_MODES, EDGE_FILTERS, GAN_MODES, LR_POLICIES, OBJECTIVES
 from options.choices import LOSS_WEIGHTS as _W
 from options.values import Float, Int
 
@@ -89,6 +89,12 @@ class TrainOptions(BaseOptions):
         # the objective
         parser.add_argument("--objective", default="official", choices=OBJECTIVES,
                             help="official = released code (spec §8 quirks); paper = fixed")
+        parser.add_argument("--edge_filter", default=EDGE_FILTERS[0], choices=EDGE_FILTERS,
+                            help="3x3 filter of the edge discriminators' high-frequency path, "
+                                 "on the grey image: gradient = central differences "
+                                 "sqrt(v²+h²) (released); sobel = Sobel sqrt(v²+h²); "
+                                 "laplacian = |4-neighbour Laplacian|. A resumed run keeps "
+                                 "the saved filter")
         parser.add_argument("--clip_weights", default=None,
                             help="local CLIP RN50 weights (OpenAI RN50.pt or open_clip "
                                  "checkpoint); default: open_clip's cache or download; "

@@ -264,6 +264,7 @@ def test_smallest_side_is_what_the_networks_train_on(netD, n_layers):
 def test_torch_free_tables_match_the_modules_that_use_them():
     from data import transforms
     from nerco.networks import build as networks
+    from nerco.networks import edge
     from nerco.training import losses, model, schedules
 
     assert choices.GENERATORS == tuple(networks.GENERATOR_BLOCKS)
@@ -272,6 +273,7 @@ def test_torch_free_tables_match_the_modules_that_use_them():
     assert choices.LR_POLICIES == schedules.LR_POLICIES
     assert choices.GAN_MODES == losses.GAN_MODES
     assert choices.OBJECTIVES == model.OBJECTIVES
+    assert choices.EDGE_FILTERS == tuple(edge.EDGE_FILTERS)
     assert choices.PREPROCESS_CHOICES == transforms.PREPROCESS_CHOICES
     assert choices.LOSS_WEIGHTS == dataclasses.asdict(losses.LossWeights())
     for norm in choices.NORMS:
@@ -279,6 +281,31 @@ def test_torch_free_tables_match_the_modules_that_use_them():
     parser = TrainOptions().build_parser()
     for name, value in choices.LOSS_WEIGHTS.items():
         assert parser.get_default(name) == value
+    assert parser.get_default("edge_filter") == edge.DEFAULT_EDGE_FILTER == "gradient"
+
+
+def test_edge_filter_reaches_the_model(tmp_path, monkeypatch):
+    """--edge_filter names the model's edge operator; the default is the release's."""
+    from nerco.training import trainer
+
+    built = []
+
+    def model(*args, **kwargs):
+        built.append(kwargs["edge_filter"])
+        raise UserError("stop here")
+
+    monkeypatch.setattr(trainer, "NeRCoModel", model)
+    monkeypatch.setattr(trainer, "CLIPTerm", lambda *args, **kwargs: None)
+    monkeypatch.setattr(trainer.Trainer, "_build_clip", lambda self: None)
+    argv = ["--dataroot", str(_dataset(tmp_path, [(36, 36)], [(36, 36)])), "--clip_weights",
+            "random", "--gpu_ids", "-1", "--display_id", "0", "--load_size", "36",
+            "--crop_size", "32", "--num_threads", "0"]
+    for extra in ([], ["--edge_filter", "sobel"], ["--edge_filter", "laplacian"]):
+        with pytest.raises(UserError, match="stop here"):
+            trainer.Trainer(TrainOptions().parse(argv + extra))
+    assert built == ["gradient", "sobel", "laplacian"]
+    with pytest.raises(UserError, match=r"--edge_filter: invalid choice: 'prewitt'"):
+        TrainOptions().parse(argv + ["--edge_filter", "prewitt"])
 
 
 # ----------------------------------------------------------------------------- image sizes

@@ -201,6 +201,35 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
     assert [r["lr"] for r in records[2:4]] == [0.0002, 0.0002]  # the state's, not 0.001
 
 
+def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, monkeypatch,
+                                                      capsys):
+    """--edge_filter laplacian trains; a resume keeps the saved filter (its edge
+    discriminators learnt on those maps) and says so when the command line gives another."""
+    root, _ = reference_run
+    used = []
+    original = NeRCoModel.optimize_parameters
+
+    def optimize(self, real_A, real_B):
+        used.append(self.edge.edge_filter)
+        return original(self, real_A, real_B)
+
+    monkeypatch.setattr(NeRCoModel, "optimize_parameters", optimize)
+    assert train.main(_args(root, tmp_path, "lap", "--edge_filter", "laplacian",
+                            "--n_epochs_decay", "0")) == 0
+    records = read_jsonl(tmp_path / "lap" / "loss_log.jsonl")
+    assert used == ["laplacian"] * 2 and len(records) == 2
+    assert all(torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in records)
+    capsys.readouterr()
+    # No --edge_filter: the default (gradient) is overridden by the saved laplacian.
+    assert train.main(_args(root, tmp_path, "lap", "--continue_train", "--n_epochs", "2",
+                            "--n_epochs_decay", "0")) == 0
+    out = capsys.readouterr().out
+    assert "--edge_filter gradient ignored: the resumed run goes on with laplacian" in out
+    assert used == ["laplacian"] * 4
+    state = torch.load(tmp_path / "lap" / "latest_train_state.pth", weights_only=True)
+    assert state["options"]["edge_filter"] == "laplacian"
+
+
 def test_save_by_iter_keeps_one_iter_state(reference_run, tmp_path):
     root, _ = reference_run
     assert train.main(_args(root, tmp_path, "it", "--save_by_iter", "--save_latest_freq",

@@ -1,6 +1,7 @@
 """High-frequency path of the text-driven appearance discriminator — NERCO_SPEC.md §1.5.
 
-grey → central differences → gradient magnitude → 1→3 channel map → × 4.
+grey → 3×3 filter(s) → magnitude → 1→3 channel map → × 4. The filter is ``--edge_filter``
+(:data:`EDGE_FILTERS`); the default, ``gradient``, is the release's central differences.
 """
 
 from __future__ import annotations
@@ -13,6 +14,23 @@ from torch import nn
 GREY_WEIGHTS = (65.738, 129.057, 25.064)
 #: Final scale of the edge map.
 EDGE_SCALE = 4.0
+#: Added under the square root of the magnitude (the release's), so that its gradient at a
+#: flat patch is finite.
+MAGNITUDE_EPS = 1e-6
+
+#: ``--edge_filter`` name → its 3×3 kernels, each correlated with the grey image (zero
+#: padding 1); the magnitude is sqrt(Σ response² + 1e-6) over the filter's kernels.
+EDGE_FILTERS: dict[str, tuple[tuple[tuple[float, ...], ...], ...]] = {
+    # The release: central differences, vertical then horizontal (spec §1.5).
+    "gradient": (((0, -1, 0), (0, 0, 0), (0, 1, 0)),
+                 ((0, 0, 0), (-1, 0, 1), (0, 0, 0))),
+    # Sobel: the central differences smoothed 1-2-1 across their direction.
+    "sobel": (((-1, -2, -1), (0, 0, 0), (1, 2, 1)),
+              ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1))),
+    # The 4-neighbour Laplacian, one kernel: the magnitude is |l| (sqrt(l² + 1e-6)).
+    "laplacian": (((0, 1, 0), (1, -4, 1), (0, 1, 0)),),
+}
+DEFAULT_EDGE_FILTER = "gradient"
 
 
 class EdgeOperator(nn.Module):
@@ -23,25 +41,37 @@ class EdgeOperator(nn.Module):
             fresh, randomly initialised ``nn.Conv2d(1, 3, 1)`` drawn from torch's global
             RNG at every call. ``False`` (the paper objective) replicates the magnitude to
             three channels, which makes the operator deterministic.
+        edge_filter: a name of :data:`EDGE_FILTERS` (``--edge_filter``).
+
+    Raises:
+        ValueError: an ``edge_filter`` that is not in the table.
     """
 
-    def __init__(self, random_projection: bool = True) -> None:
+    def __init__(self, random_projection: bool = True,
+                 edge_filter: str = DEFAULT_EDGE_FILTER) -> None:
         super().__init__()
+        if edge_filter not in EDGE_FILTERS:
+            raise ValueError(f"edge_filter must be one of {tuple(EDGE_FILTERS)}, got "
+                             f"{edge_filter!r}")
         self.random_projection = random_projection
-        vertical = torch.tensor([[0.0, -1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        horizontal = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-        self.register_buffer("kernel_v", vertical.view(1, 1, 3, 3), persistent=False)
-        self.register_buffer("kernel_h", horizontal.view(1, 1, 3, 3), persistent=False)
+        self.edge_filter = edge_filter
+        kernels = torch.tensor(EDGE_FILTERS[edge_filter], dtype=torch.float32)
+        # (K, 1, 1, 3, 3): kernels[k] is one conv2d weight.
+        self.register_buffer("kernels", kernels[:, None, None], persistent=False)
         self.register_buffer(
             "grey", torch.tensor(GREY_WEIGHTS).view(1, 3, 1, 1) / 256, persistent=False
         )
 
     def magnitude(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) → (N, 1, H, W): sqrt(v² + h² + 1e-6) of the grey image."""
+        """(N, 3, H, W) → (N, 1, H, W): sqrt(Σ response² + 1e-6) of the grey image."""
         grey = (x * self.grey.to(x.dtype)).sum(dim=1, keepdim=True)
-        dv = F.conv2d(grey, self.kernel_v.to(x.dtype), padding=1)
-        dh = F.conv2d(grey, self.kernel_h.to(x.dtype), padding=1)
-        return torch.sqrt(dv.pow(2) + dh.pow(2) + 1e-6)
+        # One convolution per kernel, squares summed in the table's order: for ``gradient``
+        # exactly the release's sqrt(v² + h² + 1e-6), bit for bit.
+        total = None
+        for kernel in self.kernels:
+            square = F.conv2d(grey, kernel.to(x.dtype), padding=1).pow(2)
+            total = square if total is None else total + square
+        return torch.sqrt(total + MAGNITUDE_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mag = self.magnitude(x)

@@ -4,7 +4,16 @@ One function per group of equations. Each returns its terms in a dict keyed by t
 logged names (the values the release logs, which already include λ_A / λ_B where the
 release multiplies them in); :func:`generator_total` combines them into the weighted sum
 that is back-propagated. Paper names: G_A is the enhancer G_H, G_B the degrader G_L,
-Pre the NRN, H the mask extractor, D_* the text-driven appearance discriminator (TAD).
+Pre the NRN, H the mask extractor (ME), D_* the text-driven appearance discriminator (TAD).
+
+Paper references: each docstring names the part of the paper (arXiv 2303.11722) that the
+term belongs to — the NRN, the mask extractor ME, the text-driven appearance discriminator
+TAD (NERCO_SPEC.md §1), the abstract's "dual-closed-loop constrained enhancement" — and
+the spec section that writes the formula out. The paper's equation numbers are not given:
+its text could not be consulted to check them, and a wrong number misleads more than none.
+
+Shapes: images are (N, 3, h, w) in [-1, 1] (lower-case h, w: ``H`` is the mask extractor,
+and ``loss_H`` / the logged ``H`` its loss); ``Hm`` is H's 3-channel output in [-1, 1].
 """
 
 from __future__ import annotations
@@ -69,72 +78,148 @@ class GANLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(prediction, target)
 
 
-def identity_losses(G_A, G_B, real_A, real_B, w: LossWeights) -> dict[str, torch.Tensor]:
-    """Identity: idt_A = λ_B·λ_idt·‖G_A([B, B]) − B‖₁, idt_B = λ_A·λ_idt·‖G_B(A) − A‖₁."""
-    if w.lambda_identity <= 0:
+def identity_losses(G_A, G_B, real_A, real_B, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Identity terms of the dual closed loop (CycleGAN's; spec §2).
+
+    idt_A = λ_B·λ_idt·‖G_A([B, B]) − B‖₁,  idt_B = λ_A·λ_idt·‖G_B(A) − A‖₁.
+
+    Args:
+        G_A: the enhancer G_H, (N, 6, h, w) → (N, 3, h, w).
+        G_B: the degrader G_L, (N, 3, h, w) → (N, 3, h, w).
+        real_A, real_B: low-light and normal-light batches, (N, 3, h, w) in [-1, 1].
+        weights: λ_A, λ_B and λ_idt; with λ_idt = 0 no generator runs (as released).
+
+    Returns:
+        ``idt_A`` and ``idt_B``, scalars.
+    """
+    if weights.lambda_identity <= 0:
         zero = real_A.new_zeros(())
         return {"idt_A": zero, "idt_B": zero}
     idt_A = F.l1_loss(G_A(torch.cat((real_B, real_B), 1)), real_B)
     idt_B = F.l1_loss(G_B(real_A), real_A)
     return {
-        "idt_A": idt_A * w.lambda_B * w.lambda_identity,
-        "idt_B": idt_B * w.lambda_A * w.lambda_identity,
+        "idt_A": idt_A * weights.lambda_B * weights.lambda_identity,
+        "idt_B": idt_B * weights.lambda_A * weights.lambda_identity,
     }
 
 
-def cycle_losses(real_A, real_B, rec_A, rec_B, w: LossWeights) -> dict[str, torch.Tensor]:
-    """Cycle consistency: cycle_A = λ_A·‖G_B(G_A(A)) − A‖₁, cycle_B = λ_B·‖rec_B − B‖₁."""
+def cycle_losses(real_A, real_B, rec_A, rec_B, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """Cycle consistency of the dual closed loop (spec §2).
+
+    cycle_A = λ_A·‖rec_A − A‖₁,  cycle_B = λ_B·‖rec_B − B‖₁.
+
+    Args:
+        real_A, real_B: the batches, (N, 3, h, w) in [-1, 1].
+        rec_A: G_B(fake_B), (N, 3, h, w); rec_B: G_A([fake_A, Pre(fake_A)]), (N, 3, h, w).
+        weights: λ_A and λ_B.
+
+    Returns:
+        ``cycle_A`` and ``cycle_B``, scalars.
+    """
     return {
-        "cycle_A": F.l1_loss(rec_A, real_A) * w.lambda_A,
-        "cycle_B": F.l1_loss(rec_B, real_B) * w.lambda_B,
+        "cycle_A": F.l1_loss(rec_A, real_A) * weights.lambda_A,
+        "cycle_B": F.l1_loss(rec_B, real_B) * weights.lambda_B,
     }
+
+
+def nrn_adversarial_loss(D_B, pre_A, gan: GANLoss) -> torch.Tensor:
+    """GAN(D_B(Pre(A))): the low-light discriminator's verdict on the NRN's output.
+
+    The one term that two groups share (spec §2): it is part of G_B
+    (:func:`adversarial_losses`) and of PreConsis (:func:`nrn_consistency_loss`). The
+    caller computes it once and passes it to both, as the release adds the same value.
+
+    Args:
+        D_B: the colour discriminator of low light (TAD), (N, 3, h, w) → patch logits.
+        pre_A: Pre(real_A), (N, 3, h, w) (not squashed into [-1, 1]).
+        gan: the GAN criterion.
+
+    Returns:
+        A scalar.
+    """
+    return gan(D_B(pre_A), True)
 
 
 def adversarial_losses(
-    D_A, D_B, D_A_edge, D_B_edge, fake_B, fake_A, pre_A, gan: GANLoss, edge=None
+    D_A, D_B, D_A_edge, D_B_edge, fake_B, fake_A, gan_pre_A, gan: GANLoss, edge=None
 ) -> dict[str, torch.Tensor]:
-    """Generator side of the colour and edge discriminators.
+    """Generator side of the TAD's colour and high-frequency (edge) paths (spec §2, §8.3).
 
-    G_A = GAN(D_A(fake_B)); G_B = GAN(D_B(fake_A)) + GAN(D_B(pre_A)); the edge terms are
-    GAN(D_A_edge(·)) and GAN(D_B_edge(·)). ``edge=None`` is the release (spec §8.3: the
-    raw images go to the edge discriminators); the paper passes edge maps (``edge(x)``).
-    The returned ``gan_pre_A`` = GAN(D_B(pre_A)) is reused by PreConsis (computed once).
+    G_A = GAN(D_A(fake_B));  G_B = GAN(D_B(fake_A)) + GAN(D_B(Pre(A)));
+    G_A_edge = GAN(D_A_edge(·)) on fake_B;  G_B_edge = GAN(D_B_edge(·)) on fake_A.
+
+    Args:
+        D_A, D_B: colour discriminators of normal and low light.
+        D_A_edge, D_B_edge: the discriminators of the high-frequency path.
+        fake_B: G_A's enhanced batch, (N, 3, h, w); fake_A: G_B's darkened one.
+        gan_pre_A: :func:`nrn_adversarial_loss`, the scalar GAN(D_B(Pre(A))).
+        gan: the GAN criterion.
+        edge: ``None`` is the release (spec §8.3: the raw images go to the edge
+            discriminators); the paper passes the edge operator, (N, 3, h, w) → (N, 3, h, w).
+
+    Returns:
+        ``G_A``, ``G_B``, ``G_A_edge`` and ``G_B_edge``, scalars.
     """
-    gan_pre_A = gan(D_B(pre_A), True)
     edge_B, edge_A = (fake_B, fake_A) if edge is None else (edge(fake_B), edge(fake_A))
     return {
         "G_A": gan(D_A(fake_B), True),
         "G_B": gan(D_B(fake_A), True) + gan_pre_A,
         "G_A_edge": gan(D_A_edge(edge_B), True),
         "G_B_edge": gan(D_B_edge(edge_A), True),
-        "gan_pre_A": gan_pre_A,
     }
 
 
-def nrn_consistency_loss(pre_A, real_A, gan_pre_A, w: LossWeights) -> torch.Tensor:
-    """PreConsis = lambda_pre·λ_A·‖Pre(A) − A‖₁ + GAN(D_B(Pre(A)))."""
-    return F.l1_loss(pre_A, real_A) * w.lambda_pre * w.lambda_A + gan_pre_A
+def nrn_consistency_loss(pre_A, real_A, gan_pre_A, weights: LossWeights) -> torch.Tensor:
+    """PreConsis, the NRN's loss (spec §2): lambda_pre·λ_A·‖Pre(A) − A‖₁ + GAN(D_B(Pre(A))).
+
+    Args:
+        pre_A: Pre(real_A), (N, 3, h, w).
+        real_A: the low-light batch, (N, 3, h, w) in [-1, 1].
+        gan_pre_A: :func:`nrn_adversarial_loss`, the scalar GAN(D_B(Pre(A))).
+        weights: lambda_pre (the release's hard-coded 4) and λ_A.
+
+    Returns:
+        A scalar, logged as ``PreConsis``.
+    """
+    return F.l1_loss(pre_A, real_A) * weights.lambda_pre * weights.lambda_A + gan_pre_A
 
 
-def mask_extractor_loss(G_A, H, D_A, D_B, real_A, real_B, Hm, fake_B, fake_A, gan) -> torch.Tensor:
-    """Mask-extractor loss H = bypass + adv_h + self (spec §2).
+def mask_extractor_loss(G_A, mask_extractor, D_A, D_B, real_A, real_B, Hm, fake_B, fake_A,
+                        gan: GANLoss) -> torch.Tensor:
+    """The mask extractor's loss (ME, logged as ``H``) = bypass + adv_h + self (spec §2).
 
     bypass = ‖fake_B − (A + Hm)‖₁ + ‖B − G_A([B − Hm, B − Hm])‖₁
     adv_h  = GAN(D_A(A + Hm)) + GAN(D_B(B − Hm))
-    self   = ‖Hm − (fake_B − A)‖₁ + ‖fake_A − (B − H(fake_A))‖₁
+    self   = ‖Hm − (fake_B − A)‖₁ + ‖fake_A − (B − Hm')‖₁,  Hm' = H(fake_A)'s first output
+
+    Args:
+        G_A: the enhancer, (N, 6, h, w) → (N, 3, h, w).
+        mask_extractor: the network H, (N, 3, h, w) → (Hm (N, 3, h, w), mask (N, 1, h, w)).
+        D_A, D_B: colour discriminators of normal and low light.
+        real_A, real_B: the batches, (N, 3, h, w) in [-1, 1].
+        Hm: H(real_A)'s first output, (N, 3, h, w) in [-1, 1].
+        fake_B, fake_A: the enhanced and the darkened batch, (N, 3, h, w).
+        gan: the GAN criterion.
+
+    Returns:
+        A scalar.
     """
     darker_B = real_B - Hm
     bypass = F.l1_loss(fake_B, real_A + Hm) + F.l1_loss(
         real_B, G_A(torch.cat((darker_B, darker_B), 1)))
     adv_h = gan(D_A(real_A + Hm), True) + gan(D_B(darker_B), True)
-    Hm_fake_A, _ = H(fake_A)
+    Hm_fake_A, _ = mask_extractor(fake_A)
     self_term = F.l1_loss(Hm, fake_B - real_A) + F.l1_loss(fake_A, real_B - Hm_fake_A)
     return bypass + adv_h + self_term
 
 
 def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str, torch.Tensor]:
-    """Text-driven terms (spec §3): D_A_CLIP pushes fake_B and rec_B towards "high light",
-    D_B_CLIP pushes fake_A and rec_A towards "low light".
+    """The TAD's text-driven path, CLIP (spec §3; the abstract's "semantic-orientated
+    supervision"): D_A_CLIP pushes fake_B and rec_B towards "high light", D_B_CLIP pushes
+    fake_A and rec_A towards "low light".
+
+    D_A_CLIP = clip(fake_B, high) + clip(rec_B, high),
+    D_B_CLIP = clip(fake_A, low) + clip(rec_A, low).
 
     ``pools=None`` is the paper (§8.1, §8.2): the current images, with gradients. The
     release passes ``(pool_B, pool_A)``: fake_B, rec_B and fake_A go through ``pool_B``
@@ -142,6 +227,14 @@ def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str
     and the terms are only logged — they are evaluated under ``no_grad`` here. Pools of size
     0 (``--pool_size 0``) return the images as they are, and then, as in the release, the
     terms train the generators.
+
+    Args:
+        clip_term: :class:`nerco.training.clip_term.CLIPTerm` (its ``loss(images, target)``).
+        fake_B, rec_B, fake_A, rec_A: (N, 3, h, w) images of the two loops.
+        pools: ``None`` or two :class:`nerco.training.image_pool.ImagePool`.
+
+    Returns:
+        ``D_A_CLIP`` and ``D_B_CLIP``, scalars.
     """
     if pools is None:
         return {
@@ -160,8 +253,20 @@ def clip_losses(clip_term, fake_B, rec_B, fake_A, rec_A, pools=None) -> dict[str
         }
 
 
-def generator_total(t: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
-    """The generators' objective (spec §2), one Adam step over Pre, G_A, G_B and H."""
+def generator_total(terms: dict[str, torch.Tensor], weights: LossWeights) -> torch.Tensor:
+    """The generators' objective (spec §2), one Adam step over Pre, G_A, G_B and H.
+
+    (G_A + cycle_A + idt_A + λ_clip·D_A_CLIP + λ_edge·G_A_edge)
+    + (G_B + cycle_B + idt_B + λ_clip·D_B_CLIP + λ_edge·G_B_edge) + λ_mask·H + PreConsis
+
+    Args:
+        terms: the scalars above, by logged name (``H`` is the mask extractor's loss).
+        weights: λ_clip, λ_edge and λ_mask (the release's 0.5s).
+
+    Returns:
+        The scalar to back-propagate.
+    """
+    t, w = terms, weights  # short names keep the sum on the lines of the formula
     loss_A = (t["G_A"] + t["cycle_A"] + t["idt_A"]
               + w.lambda_clip * t["D_A_CLIP"] + w.lambda_edge * t["G_A_edge"])
     loss_B = (t["G_B"] + t["cycle_B"] + t["idt_B"]
@@ -171,9 +276,19 @@ def generator_total(t: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
 
 def discriminator_loss(D, real, fake, gan: GANLoss,
                        real_prediction: torch.Tensor | None = None) -> torch.Tensor:
-    """0.5·[GAN(D(real), 1) + GAN(D(fake.detach()), 0)].
+    """One discriminator's loss, D_basic of spec §2 (the TAD's colour and edge paths).
 
-    ``real_prediction``: D(real) when the caller already has it (same weights, same value).
+    D_basic = 0.5·[GAN(D(real), 1) + GAN(D(fake.detach()), 0)].
+
+    Args:
+        D: a PatchGAN of the TAD, (N, 3, h, w) → (N, 1, h', w') logits.
+        real, fake: (N, 3, h, w) images (for the edge discriminators, edge maps); ``fake``
+            is detached here, so only D learns from this term.
+        gan: the GAN criterion.
+        real_prediction: D(real) when the caller already has it (same weights, same value).
+
+    Returns:
+        A scalar.
     """
     if real_prediction is None:
         real_prediction = D(real)

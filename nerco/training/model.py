@@ -35,7 +35,7 @@ from nerco.networks.build import (
     build_generators,
 )
 from nerco.networks.checkpoint import load_network, network_path, save_network, unwrap
-from nerco.networks.edge import EdgeOperator
+from nerco.networks.edge import DEFAULT_EDGE_FILTER, EdgeOperator
 from nerco.training import losses
 from nerco.training.image_pool import ImagePool
 from nerco.training.losses import GANLoss, LossWeights
@@ -65,12 +65,15 @@ class NeRCoModel(nn.Module):
         checkpointing: activation checkpointing of every call of G_A, G_B, Pre and H in the
             generator step (``--checkpointing``): same losses and gradients, about a third
             more arithmetic, a fraction of the memory (:mod:`nerco.training.memory`).
+        edge_filter: the edge operator's filter, a name of
+            :data:`nerco.networks.edge.EDGE_FILTERS` (``--edge_filter``).
     """
 
     def __init__(self, arch: Architecture, clip_term, objective: str = "official",
                  weights: LossWeights = LossWeights(), gan_mode: str = "lsgan",
                  pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5,
-                 amp: str | None = None, checkpointing: bool = False) -> None:
+                 amp: str | None = None, checkpointing: bool = False,
+                 edge_filter: str = DEFAULT_EDGE_FILTER) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -86,21 +89,27 @@ class NeRCoModel(nn.Module):
         self.discriminators = build_discriminators(arch)
         self.padded_inputs = PaddedInputs(self.generators.values())
         self.gan = GANLoss(gan_mode)
-        # §8.4: the released edge operator draws a random 1→3 projection at every call.
-        self.edge = EdgeOperator(random_projection=objective == "official")
+        self.set_edge_filter(edge_filter)
         self.pools = {name: ImagePool(pool_size) for name in
                       ("fake_B", "fake_A", "pre_A", "fake_B_edge", "fake_A_edge",
                        "fake_B_clip", "fake_A_clip")}
-        g, d = self.generators, self.discriminators
         self.optimizer_G = torch.optim.Adam(
-            itertools.chain(g["Pre"].parameters(), g["G_A"].parameters(),
-                            g["G_B"].parameters(), g["H"].parameters()),
+            itertools.chain(*(self.generators[name].parameters()
+                              for name in ("Pre", "G_A", "G_B", "H"))),
             lr=lr, betas=(beta1, 0.999))
         self.optimizer_D = torch.optim.Adam(
-            itertools.chain(*(d[name].parameters() for name in DISCRIMINATOR_NAMES)),
+            itertools.chain(*(self.discriminators[name].parameters()
+                              for name in DISCRIMINATOR_NAMES)),
             lr=lr, betas=(beta1, 0.999))
         self.scaler: torch.amp.GradScaler | None = None  # made on the first fp16 iteration
         self.skipped_steps = 0
+
+    def set_edge_filter(self, edge_filter: str) -> None:
+        """(Re)build the edge operator with ``edge_filter``: a resumed run takes the saved one."""
+        device = self.edge.grey.device if hasattr(self, "edge") else torch.device("cpu")
+        # §8.4: the released edge operator draws a random 1→3 projection at every call.
+        self.edge = EdgeOperator(random_projection=self.objective == "official",
+                                 edge_filter=edge_filter).to(device)
 
     # ------------------------------------------------------------ mixed precision
     def _autocast(self, device: torch.device):
@@ -137,63 +146,79 @@ class NeRCoModel(nn.Module):
         return {name: checkpointed(net) for name, net in self.generators.items()}
 
     def forward(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Both loops of §2; every tensor is (N, 3, H, W) except ``mask`` (N, 1, H, W)."""
-        g = self._generators()
-        pre_A = g["Pre"](real_A)
-        Hm, mask = g["H"](real_A)
-        fake_B = g["G_A"](torch.cat((real_A, pre_A), 1) * mask)
-        rec_A = g["G_B"](fake_B)
-        fake_A = g["G_B"](real_B * mask)  # the mask of real_A gates real_B
-        pre_A1 = g["Pre"](fake_A)
-        rec_B = g["G_A"](torch.cat((fake_A, pre_A1), 1))  # no mask on this loop
+        """Both loops of §2: the images of one iteration by name, the "visuals".
+
+        Args:
+            real_A, real_B: low-light and normal-light batches, (N, 3, h, w) in [-1, 1].
+
+        Returns:
+            Every tensor is (N, 3, h, w) except ``mask``, (N, 1, h, w) in (0, 1).
+        """
+        generators = self._generators()
+        pre_A = generators["Pre"](real_A)
+        Hm, mask = generators["H"](real_A)
+        fake_B = generators["G_A"](torch.cat((real_A, pre_A), 1) * mask)
+        rec_A = generators["G_B"](fake_B)
+        fake_A = generators["G_B"](real_B * mask)  # the mask of real_A gates real_B
+        pre_A1 = generators["Pre"](fake_A)
+        rec_B = generators["G_A"](torch.cat((fake_A, pre_A1), 1))  # no mask on this loop
         return {"real_A": real_A, "real_B": real_B, "pre_A": pre_A, "Hm": Hm, "mask": mask,
                 "fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "pre_A1": pre_A1,
                 "rec_B": rec_B}
 
     # ------------------------------------------------------------ generator step
-    def compute_G_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """Generator objective of §2: (weighted total, logged terms)."""
-        g, w = self._generators(), self.weights
-        d = {name: unwrap(net) for name, net in self.discriminators.items()}  # frozen here
+    def compute_G_loss(self, visuals: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Generator objective of §2 on :meth:`forward`'s ``visuals``: (weighted total to
+        back-propagate, the unweighted terms by logged name)."""
+        generators, weights, gan = self._generators(), self.weights, self.gan
+        # The bare discriminators (no DDP wrapper): frozen in this step.
+        frozen = {name: unwrap(net) for name, net in self.discriminators.items()}
+        real_A, real_B, pre_A, Hm = (visuals[k] for k in ("real_A", "real_B", "pre_A", "Hm"))
+        fake_B, rec_A, fake_A, rec_B = (visuals[k] for k in ("fake_B", "rec_A", "fake_A", "rec_B"))
         paper = self.objective == "paper"
-        terms = losses.identity_losses(g["G_A"], g["G_B"], v["real_A"], v["real_B"], w)
+        terms = losses.identity_losses(generators["G_A"], generators["G_B"], real_A, real_B,
+                                       weights)
+        # GAN(D_B(Pre(A))) enters G_B and PreConsis: computed once, handed to both.
+        gan_pre_A = losses.nrn_adversarial_loss(frozen["D_B"], pre_A, gan)
         # §8.3: the release feeds raw images to the edge discriminators; the paper, edges.
-        terms |= losses.adversarial_losses(d["D_A"], d["D_B"], d["D_A_edge"], d["D_B_edge"],
-                                           v["fake_B"], v["fake_A"], v["pre_A"], self.gan,
+        terms |= losses.adversarial_losses(frozen["D_A"], frozen["D_B"], frozen["D_A_edge"],
+                                           frozen["D_B_edge"], fake_B, fake_A, gan_pre_A, gan,
                                            edge=self.edge if paper else None)
-        terms |= losses.cycle_losses(v["real_A"], v["real_B"], v["rec_A"], v["rec_B"], w)
-        terms["PreConsis"] = losses.nrn_consistency_loss(v["pre_A"], v["real_A"],
-                                                         terms.pop("gan_pre_A"), w)
-        terms["H"] = losses.mask_extractor_loss(g["G_A"], g["H"], d["D_A"], d["D_B"],
-                                                v["real_A"], v["real_B"], v["Hm"],
-                                                v["fake_B"], v["fake_A"], self.gan)
+        terms |= losses.cycle_losses(real_A, real_B, rec_A, rec_B, weights)
+        terms["PreConsis"] = losses.nrn_consistency_loss(pre_A, real_A, gan_pre_A, weights)
+        terms["H"] = losses.mask_extractor_loss(generators["G_A"], generators["H"],
+                                                frozen["D_A"], frozen["D_B"], real_A, real_B,
+                                                Hm, fake_B, fake_A, gan)
         # §8.1/§8.2: the release sends CLIP's inputs through (mixed-up) history pools,
         # which detach them; the paper supervises the generators with the current images.
         pools = None if paper else (self.pools["fake_B_clip"], self.pools["fake_A_clip"])
-        terms |= losses.clip_losses(self.clip_term, v["fake_B"], v["rec_B"], v["fake_A"],
-                                    v["rec_A"], pools=pools)
-        return losses.generator_total(terms, w), terms
+        terms |= losses.clip_losses(self.clip_term, fake_B, rec_B, fake_A, rec_A, pools=pools)
+        return losses.generator_total(terms, weights), terms
 
     # -------------------------------------------------------- discriminator step
-    def compute_D_loss(self, v: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        """Discriminator objective of §2, in the release's order of pool queries."""
-        d, pools, gan = self.discriminators, self.pools, self.gan
+    def compute_D_loss(self, visuals: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Discriminator objective of §2 on :meth:`forward`'s ``visuals`` (generated images
+        detached), in the release's order of pool queries: (sum, the four terms by name)."""
+        discriminators, pools, gan = self.discriminators, self.pools, self.gan
+        real_A, real_B, pre_A = visuals["real_A"], visuals["real_B"], visuals["pre_A"]
+        fake_A, fake_B = visuals["fake_A"], visuals["fake_B"]
         basic = losses.discriminator_loss
-        terms = {"D_A": basic(d["D_A"], v["real_B"], pools["fake_B"].query(v["fake_B"]), gan)}
+        terms = {"D_A": basic(discriminators["D_A"], real_B, pools["fake_B"].query(fake_B), gan)}
         # The release evaluates D_B(real_A) twice with the same weights: once here.
-        verdict = d["D_B"](v["real_A"])
-        terms["D_B"] = (basic(d["D_B"], v["real_A"], pools["fake_A"].query(v["fake_A"]), gan,
+        D_B = discriminators["D_B"]
+        verdict = D_B(real_A)
+        terms["D_B"] = (basic(D_B, real_A, pools["fake_A"].query(fake_A), gan,
                               real_prediction=verdict)
-                        + basic(d["D_B"], v["real_A"], pools["pre_A"].query(v["pre_A"]), gan,
+                        + basic(D_B, real_A, pools["pre_A"].query(pre_A), gan,
                                 real_prediction=verdict))
         with torch.no_grad():
-            fake_B_edge = pools["fake_B_edge"].query(self.edge(v["fake_B"]))
-            real_B_edge = self.edge(v["real_B"])
-        terms["D_A_edge"] = basic(d["D_A_edge"], real_B_edge, fake_B_edge, gan)
+            fake_B_edge = pools["fake_B_edge"].query(self.edge(fake_B))
+            real_B_edge = self.edge(real_B)
+        terms["D_A_edge"] = basic(discriminators["D_A_edge"], real_B_edge, fake_B_edge, gan)
         with torch.no_grad():
-            fake_A_edge = pools["fake_A_edge"].query(self.edge(v["fake_A"]))
-            real_A_edge = self.edge(v["real_A"])
-        terms["D_B_edge"] = basic(d["D_B_edge"], real_A_edge, fake_A_edge, gan)
+            fake_A_edge = pools["fake_A_edge"].query(self.edge(fake_A))
+            real_A_edge = self.edge(real_A)
+        terms["D_B_edge"] = basic(discriminators["D_B_edge"], real_A_edge, fake_A_edge, gan)
         return sum(terms.values()), terms
 
     def optimize_parameters(self, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, float]:
@@ -211,8 +236,8 @@ class NeRCoModel(nn.Module):
         self.optimizer_G.zero_grad(set_to_none=True)
         # Autograd keeps reflection pads' inputs rather than padded copies (nerco.training.memory).
         with autocast, self.padded_inputs.saving():
-            v = self.forward(real_A, real_B)
-            loss_G, g_terms = self.compute_G_loss(v)
+            visuals = self.forward(real_A, real_B)
+            loss_G, g_terms = self.compute_G_loss(visuals)
         scaler.scale(loss_G).backward()
         scaler.step(self.optimizer_G)
         # Gradients are set to None once used, so that neither step holds the other's.
@@ -220,7 +245,7 @@ class NeRCoModel(nn.Module):
         self.discriminators.requires_grad_(True)
         self.optimizer_D.zero_grad(set_to_none=True)
         with autocast:
-            loss_D, d_terms = self.compute_D_loss(v)
+            loss_D, d_terms = self.compute_D_loss(visuals)
         scaler.scale(loss_D).backward()
         scaler.step(self.optimizer_D)
         self.optimizer_D.zero_grad(set_to_none=True)
@@ -229,7 +254,7 @@ class NeRCoModel(nn.Module):
         if fp16:
             steps_after = [_steps_taken(o) for o in optimizers]
             self.skipped_steps = sum(b == a for b, a in zip(steps_before, steps_after))
-        self.visuals = {k: t.detach().float() for k, t in v.items()}
+        self.visuals = {k: t.detach().float() for k, t in visuals.items()}
         terms = g_terms | d_terms
         # All losses reach the host in one transfer (the iteration's only synchronisation).
         values = torch.stack([terms[name].detach().float() for name in losses.LOSS_NAMES])

@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 #: Options whose saved values a resumed run keeps: they live in the optimisers' and the
 #: schedulers' states (Adam's lr and betas, the schedule's base lr and its parameters).
 KEPT_FROM_STATE = ("lr", "beta1", "lr_policy", "lr_decay_iters")
+#: Options a resumed run keeps from the saved run because its networks learnt with them,
+#: each with the reason its notice gives.
+KEPT_FROM_RUN = {"edge_filter": "its edge discriminators learnt on that filter's edge maps"}
 #: Options a resumed run takes from the command line even when the saved run used others.
 TAKEN_FROM_OPTIONS = ("n_epochs", "n_epochs_decay", "amp", "pool_size", "batch_size",
                       "gan_mode", "objective", "lambda_A", "lambda_B", "lambda_identity",
@@ -40,8 +43,8 @@ def state_name(label: str | int) -> str:
 
 def saved_options(opt: argparse.Namespace) -> dict:
     """The options a resume compares with its own (stored in the state)."""
-    return {key: getattr(opt, key) for key in KEPT_FROM_STATE + TAKEN_FROM_OPTIONS
-            if hasattr(opt, key)}
+    return {key: getattr(opt, key) for key in (*KEPT_FROM_STATE, *KEPT_FROM_RUN,
+                                               *TAKEN_FROM_OPTIONS) if hasattr(opt, key)}
 
 
 def _options_of(state: dict) -> dict:
@@ -58,8 +61,9 @@ def _options_of(state: dict) -> dict:
 
 
 def apply_saved_options(state: dict, opt: argparse.Namespace) -> list[str]:
-    """Put the state's values of :data:`KEPT_FROM_STATE` into ``opt``; one notice per option
-    that differs from the command line, naming the old and the new value."""
+    """Put the state's values of :data:`KEPT_FROM_STATE` and :data:`KEPT_FROM_RUN` into
+    ``opt``; one notice per option that differs from the command line, naming the old and
+    the new value. States saved before an option was recorded leave it as given."""
     notices = []
     saved = _options_of(state)
     for key in KEPT_FROM_STATE:
@@ -67,6 +71,12 @@ def apply_saved_options(state: dict, opt: argparse.Namespace) -> list[str]:
             notices.append(f"--{key} {getattr(opt, key)} ignored: the training state continues "
                            f"with {saved[key]} (its optimiser and schedule); to change it, "
                            f"resume from the weights alone (delete the state file)")
+            setattr(opt, key, saved[key])
+    for key, reason in KEPT_FROM_RUN.items():
+        if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key):
+            notices.append(f"--{key} {getattr(opt, key)} ignored: the resumed run goes on with "
+                           f"{saved[key]}, as saved ({reason}); to change it, start a new run "
+                           f"(another --name)")
             setattr(opt, key, saved[key])
     for key in TAKEN_FROM_OPTIONS:
         if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key):
@@ -145,6 +155,8 @@ def load_into(trainer) -> dict | None:
         return None
     for notice in apply_saved_options(state, opt):
         logger.info(notice)
+    if trainer.model.edge.edge_filter != opt.edge_filter:  # the saved run's (KEPT_FROM_RUN)
+        trainer.model.set_edge_filter(opt.edge_filter)
     return state
 
 

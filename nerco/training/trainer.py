@@ -108,7 +108,8 @@ class Trainer(TrainingLoop):
                                 weights=loss_weights_from(opt), gan_mode=opt.gan_mode,
                                 pool_size=opt.pool_size, lr=opt.lr, beta1=opt.beta1,
                                 amp=None if opt.amp == "none" else opt.amp,
-                                checkpointing=opt.checkpointing).to(device)
+                                checkpointing=opt.checkpointing,
+                                edge_filter=opt.edge_filter).to(device)
         if opt.verbose:
             logger.info(describe_networks(self.model.networks(), verbose=True))
         # Counters: epochs are numbered from --epoch_count (or the state); total_iters counts
