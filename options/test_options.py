@@ -47,7 +47,7 @@ class TestOptions(BaseOptions):
         # Testing enhances whole images; the enhancer pads to a multiple of 4 internally.
         parser.set_defaults(preprocess="none", num_threads=0)
         _set_help(parser, "batch_size", "images of one size enhanced together (each result is "
-                                        "the one it gets alone); larger batches keep a GPU "
+                                        "the one it gets alone, up to float rounding); larger batches keep a GPU "
                                         "busier on small photos")
         _set_help(parser, "num_threads", "threads writing PNGs behind the network, and half as "
                                          "many decoding images ahead of it; 0: one per CPU "

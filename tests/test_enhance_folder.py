@@ -3,6 +3,7 @@ torchrun. Most runs use the stand-in enhancer of tests/standin.py (known, cheap 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -248,7 +249,8 @@ def test_rgb_icc_profile_kept_with_input_only(tmp_path, monkeypatch):
 
 def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
     """The released width (synthetic weights), through test.py: --batch_size 3 forms
-    batches of equal sizes and writes the very files of --batch_size 1."""
+    batches of equal sizes and writes the files of --batch_size 1, up to a rare one-level
+    step where the kernels of another batch size round differently (see test_pipeline)."""
     import nerco.inference.enhancer
 
     write_network_weights(tmp_path / "saves" / "m", "latest", ["G_A", "Pre", "H"])
@@ -271,7 +273,11 @@ def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
         assert run_test_py(monkeypatch, None, *common, "--output", tmp_path / f"b{batch}",
                            "--batch_size", batch) == 0
     assert sorted(sizes) == [1, 2, 3]
-    assert _files(tmp_path / "b3") == _files(tmp_path / "b1")
+    one, three = _files(tmp_path / "b1"), _files(tmp_path / "b3")
+    assert one.keys() == three.keys()
+    for name in one:
+        a, b = (np.asarray(Image.open(io.BytesIO(f[name])), np.int16) for f in (one, three))
+        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 1e-3, name
 
 
 def test_torchrun_two_processes_each_image_once(tmp_path, monkeypatch):

@@ -157,8 +157,12 @@ def test_write_png_replaces_atomically(tmp_path):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])])
 def test_batch_equals_single_images_at_the_released_width(device):
-    """Instance norm and the attention are per image: a batch gives each image the very
-    numbers it gets alone, on the inference path (>= 128x128) and the plain one."""
+    """Instance norm and the attention are per image: a batch gives each image its numbers
+    alone up to float rounding, on the inference path (>= 128x128) and the plain one.
+
+    Not bit for bit: oneDNN (and cuDNN) may pick another kernel for another batch size. On
+    an AVX-512/AMX Xeon the 36x44 case differs by 4e-6 (a ConvTranspose2d at 18x22); what
+    would break the per-image rule (statistics over the batch) differs by far more."""
     from nerco.inference.enhancer import Enhancer
     from nerco.networks.build import ENHANCER_NAMES, Architecture, build_generators
 
@@ -173,7 +177,10 @@ def test_batch_equals_single_images_at_the_released_width(device):
         with torch.no_grad():
             batch = enhancer(x)
             alone = torch.cat([enhancer(x[i : i + 1]) for i in range(3)])
-        assert torch.equal(batch, alone), (height, width)
+        gap = (batch - alone).abs().max().item()
+        assert gap <= 5e-5, (height, width, gap)
+        # The images differ from each other: a batch that mixed them would be far off.
+        assert (alone[0] - alone[1]).abs().max() > 0.1
 
 
 def test_shards_cover_each_item_exactly_once():

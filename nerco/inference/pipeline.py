@@ -7,7 +7,8 @@ images there are:
    ahead of the network (Pillow, zlib and torch release the GIL while they work);
 2. **the network**, in the calling thread: images of one size are stacked into batches of
    up to ``batch_size`` (instance norm and the attention are per image, so a batch gives each
-   image the numbers it gets alone). On CUDA the 8-bit batch goes through pinned memory with
+   image the numbers it gets alone, up to the float rounding of the kernels the convolution
+   library picks for that batch size). On CUDA the 8-bit batch goes through pinned memory with
    a non-blocking copy on a stream of its own, so the next batch is copied while the current
    one runs, and the conversions to [-1, 1] and back run on the GPU; on the CPU they run in
    the decoding and writing threads, beside the network instead of before and after it;
