@@ -92,14 +92,14 @@ class DemoSettings:
     """Everything that determines the dataset's bytes (recorded in the manifest)."""
 
     seed: int = 0
-    size: int = 128                  # side of the training crops
-    test_size: int = 192             # side of the test crops
-    photo_side: int = 256            # shorter side of each photo before cropping
+    size: int = 128  # side of the training crops
+    test_size: int = 192  # side of the test crops
+    photo_side: int = 256  # shorter side of each photo before cropping
     train_per_photo: int = 16
     test_per_photo: int = 4
-    exposure: tuple[float, float] = (0.05, 0.2)       # k, log-uniform
+    exposure: tuple[float, float] = (0.05, 0.2)  # k, log-uniform
     full_well: tuple[float, float] = (1000.0, 4000.0)  # FWC in electrons, log-uniform
-    read_noise: tuple[float, float] = (1.0, 4.0)      # σ_r in electrons, uniform
+    read_noise: tuple[float, float] = (1.0, 4.0)  # σ_r in electrons, uniform
     train_low: tuple[str, ...] = ("astronaut", "rocket")
     train_normal: tuple[str, ...] = ("coffee", "motorcycle")
     test: tuple[str, ...] = ("chelsea", "grace_hopper")
@@ -119,11 +119,13 @@ def _resize_short_side(image: np.ndarray, side: int) -> np.ndarray:
 def _random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     h, w = photo.shape[:2]
     if size > min(h, w):
-        raise UserError(f"crop size {size} is larger than the resized photo ({w}x{h}): "
-                        f"use a smaller --size/--test_size or a larger --photo_side")
+        raise UserError(
+            f"crop size {size} is larger than the resized photo ({w}x{h}): "
+            f"use a smaller --size/--test_size or a larger --photo_side"
+        )
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     flip = bool(rng.random() < 0.5)
-    crop = photo[y:y + size, x:x + size]
+    crop = photo[y : y + size, x : x + size]
     return (crop[:, ::-1] if flip else crop), {"crop_xywh": [x, y, size, size], "flip": flip}
 
 
@@ -140,11 +142,11 @@ def _write_png(image: np.ndarray, path: str) -> str:
 def _plan(settings: DemoSettings) -> list[tuple[str, str, int, bool]]:
     """(split, photo, index, dark) for every image, dark meaning synthetic low light."""
     plan = []
-    for split, photos, count, dark in (("trainA", settings.train_low, settings.train_per_photo,
-                                        True),
-                                       ("trainB", settings.train_normal,
-                                        settings.train_per_photo, False),
-                                       ("test", settings.test, settings.test_per_photo, True)):
+    for split, photos, count, dark in (
+        ("trainA", settings.train_low, settings.train_per_photo, True),
+        ("trainB", settings.train_normal, settings.train_per_photo, False),
+        ("test", settings.test, settings.test_per_photo, True),
+    ):
         for photo in photos:
             if photo not in PHOTOS:
                 raise UserError(f"unknown demo photo {photo!r}; known: {', '.join(PHOTOS)}")
@@ -156,8 +158,10 @@ def _build(settings: DemoSettings, out: str) -> list[dict]:
     """Write every image under ``out``; return the manifest's image records."""
     for folder in SPLIT_FOLDERS:
         os.makedirs(os.path.join(out, folder), exist_ok=True)
-    photos = {name: _resize_short_side(PHOTOS[name][0](), settings.photo_side)
-              for name in {p for _, p, _, _ in _plan(settings)}}
+    photos = {
+        name: _resize_short_side(PHOTOS[name][0](), settings.photo_side)
+        for name in {p for _, p, _, _ in _plan(settings)}
+    }
     records = []
     for split, photo, index, dark in _plan(settings):
         stem = f"{photo}_{index:02d}"
@@ -167,14 +171,15 @@ def _build(settings: DemoSettings, out: str) -> list[dict]:
         crop, where = _random_crop(photos[photo], size, rng)
         record = {"photo": photo, "source": PHOTOS[photo][1], **where}
         if dark:
-            params = {"exposure": _log_uniform(rng, settings.exposure),
-                      "full_well": _log_uniform(rng, settings.full_well),
-                      "read_noise": float(rng.uniform(*settings.read_noise))}
+            params = {
+                "exposure": _log_uniform(rng, settings.exposure),
+                "full_well": _log_uniform(rng, settings.full_well),
+                "read_noise": float(rng.uniform(*settings.read_noise)),
+            }
             low = synthesize_low_light(crop, rng=rng, **params)
             folder = "trainA" if split == "trainA" else "testA"
             digest = _write_png(low, os.path.join(out, folder, stem + ".png"))
-            records.append({"file": f"{folder}/{stem}.png", **record, **params,
-                            "sha256": digest})
+            records.append({"file": f"{folder}/{stem}.png", **record, **params, "sha256": digest})
         if not dark or split == "test":
             folder = "trainB" if split == "trainB" else "testB"
             digest = _write_png(crop, os.path.join(out, folder, stem + ".png"))
@@ -186,8 +191,9 @@ def _settings_json(settings: DemoSettings) -> dict:
     return json.loads(json.dumps(asdict(settings)))  # tuples → lists, as read back
 
 
-def build_demo_dataset(out: str | os.PathLike, settings: DemoSettings = DemoSettings(),
-                       force: bool = False) -> bool:
+def build_demo_dataset(
+    out: str | os.PathLike, settings: DemoSettings = DemoSettings(), force: bool = False
+) -> bool:
     """Build the dataset in ``out`` (built in a temporary folder, then moved into place).
 
     Returns False when ``out`` was already complete for these settings (nothing written).
@@ -209,8 +215,12 @@ def build_demo_dataset(out: str | os.PathLike, settings: DemoSettings = DemoSett
     staging = tempfile.mkdtemp(prefix=".demo-", dir=parent)
     try:
         records = _build(settings, staging)
-        manifest = {"generator": GENERATOR, "version": FORMAT_VERSION,
-                    "settings": _settings_json(settings), "images": records}
+        manifest = {
+            "generator": GENERATOR,
+            "version": FORMAT_VERSION,
+            "settings": _settings_json(settings),
+            "images": records,
+        }
         with open(os.path.join(staging, MANIFEST), "w") as handle:
             json.dump(manifest, handle, indent=1)
             handle.write("\n")
@@ -232,32 +242,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=program_name("python -m nerco.demo_data"),
         description="Build the offline demo dataset (trainA/trainB/testA/testB) from photos "
-                    "shipped with scikit-image and matplotlib.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "shipped with scikit-image and matplotlib.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--out", default="dataset/demo", help="output folder")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
     parser.add_argument("--size", type=int, default=defaults.size, help="training crop side")
-    parser.add_argument("--test_size", type=int, default=defaults.test_size,
-                        help="test crop side")
-    parser.add_argument("--train_per_photo", type=int, default=defaults.train_per_photo,
-                        help="training crops per photograph")
-    parser.add_argument("--test_per_photo", type=int, default=defaults.test_per_photo,
-                        help="test crops per photograph")
-    parser.add_argument("--exposure", type=float, nargs=2, default=defaults.exposure,
-                        metavar=("MIN", "MAX"), help="range of the exposure factor k")
-    parser.add_argument("--force", action="store_true",
-                        help="rebuild a demo dataset (complete, or with other settings); a "
-                             "folder holding anything else is never removed")
+    parser.add_argument("--test_size", type=int, default=defaults.test_size, help="test crop side")
+    parser.add_argument(
+        "--train_per_photo",
+        type=int,
+        default=defaults.train_per_photo,
+        help="training crops per photograph",
+    )
+    parser.add_argument(
+        "--test_per_photo",
+        type=int,
+        default=defaults.test_per_photo,
+        help="test crops per photograph",
+    )
+    parser.add_argument(
+        "--exposure",
+        type=float,
+        nargs=2,
+        default=defaults.exposure,
+        metavar=("MIN", "MAX"),
+        help="range of the exposure factor k",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild a demo dataset (complete, or with other settings); a "
+        "folder holding anything else is never removed",
+    )
     args = parser.parse_args(argv)
     from nerco.runtime import run_command
 
     def build() -> None:
         if not 0 < args.exposure[0] <= args.exposure[1]:
             raise UserError("--exposure MIN MAX needs 0 < MIN <= MAX")
-        settings = DemoSettings(seed=args.seed, size=args.size, test_size=args.test_size,
-                                train_per_photo=args.train_per_photo,
-                                test_per_photo=args.test_per_photo,
-                                exposure=tuple(args.exposure))
+        settings = DemoSettings(
+            seed=args.seed,
+            size=args.size,
+            test_size=args.test_size,
+            train_per_photo=args.train_per_photo,
+            test_per_photo=args.test_per_photo,
+            exposure=tuple(args.exposure),
+        )
         build_demo_dataset(args.out, settings, force=args.force)
 
     return run_command(build, logger.name)

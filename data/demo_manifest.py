@@ -29,8 +29,11 @@ def _read_manifest(out: str) -> dict | None:
             manifest = json.load(handle)
     except (OSError, ValueError):
         return None
-    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR or \
-            not isinstance(manifest.get("images"), list):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("generator") != GENERATOR
+        or not isinstance(manifest.get("images"), list)
+    ):
         return None
     return manifest
 
@@ -49,10 +52,15 @@ def _own_files(out: str) -> tuple[list[str], str | None]:
     manifest = _read_manifest(out)
     if manifest is None:
         entries = sorted(os.listdir(out))
-        return [], (f"it holds {entries[0]}{' and more' if len(entries) > 1 else ''} but no "
-                    f"{MANIFEST} written by {GENERATOR}")
-    listed = {record.get("file"): record.get("sha256") for record in manifest["images"]
-              if isinstance(record, dict)}
+        return [], (
+            f"it holds {entries[0]}{' and more' if len(entries) > 1 else ''} but no "
+            f"{MANIFEST} written by {GENERATOR}"
+        )
+    listed = {
+        record.get("file"): record.get("sha256")
+        for record in manifest["images"]
+        if isinstance(record, dict)
+    }
     found = []
     for root, dirs, files in os.walk(out):
         for name in sorted(dirs) + sorted(files):
@@ -81,12 +89,18 @@ def is_complete(out: str, settings: dict) -> bool:
     """True when ``out`` holds the manifest of ``settings`` (as JSON reads them back) and
     every file it lists, unaltered."""
     manifest = _read_manifest(out)
-    if manifest is None or manifest.get("version") != FORMAT_VERSION or \
-            manifest.get("settings") != settings or not manifest["images"]:
+    if (
+        manifest is None
+        or manifest.get("version") != FORMAT_VERSION
+        or manifest.get("settings") != settings
+        or not manifest["images"]
+    ):
         return False
     try:
-        return all(_sha256(os.path.join(out, record["file"])) == record["sha256"]
-                   for record in manifest["images"])
+        return all(
+            _sha256(os.path.join(out, record["file"])) == record["sha256"]
+            for record in manifest["images"]
+        )
     except (OSError, KeyError, TypeError):
         return False
 
@@ -101,12 +115,16 @@ def check_replaceable(out: str, force: bool) -> None:
         return
     reason = foreign_content(out)
     if reason is not None:
-        raise UserError(f"--out {out} is not a demo dataset that {GENERATOR} wrote ({reason}): "
-                        f"nothing was removed{', even with --force' if force else ''}; "
-                        f"choose another --out, or empty the folder yourself")
+        raise UserError(
+            f"--out {out} is not a demo dataset that {GENERATOR} wrote ({reason}): "
+            f"nothing was removed{', even with --force' if force else ''}; "
+            f"choose another --out, or empty the folder yourself"
+        )
     if not force:
-        raise UserError(f"--out {out} holds a demo dataset with other settings or missing "
-                        f"files: pass --force to rebuild it, or choose another --out")
+        raise UserError(
+            f"--out {out} holds a demo dataset with other settings or missing "
+            f"files: pass --force to rebuild it, or choose another --out"
+        )
 
 
 def remove_own(out: str) -> None:
@@ -118,8 +136,10 @@ def remove_own(out: str) -> None:
     """
     files, reason = _own_files(out)
     if reason is not None:
-        raise UserError(f"--out {out} is not a demo dataset that {GENERATOR} wrote ({reason}): "
-                        f"nothing was removed")
+        raise UserError(
+            f"--out {out} is not a demo dataset that {GENERATOR} wrote ({reason}): "
+            f"nothing was removed"
+        )
     try:
         for path in files:
             os.remove(path)
@@ -128,5 +148,7 @@ def remove_own(out: str) -> None:
                 os.rmdir(os.path.join(out, name))
         os.rmdir(out)
     except OSError as err:  # something new appeared meanwhile: it stays
-        raise UserError(f"--out {out} changed while the dataset was rebuilt ({err}): what is "
-                        f"left there is not ours; move it away and run again") from None
+        raise UserError(
+            f"--out {out} changed while the dataset was rebuilt ({err}): what is "
+            f"left there is not ours; move it away and run again"
+        ) from None

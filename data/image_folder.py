@@ -128,8 +128,11 @@ def _apply_orientation(im: Image.Image, path: str | os.PathLike) -> None:
     try:
         ImageOps.exif_transpose(im, in_place=True)
     except Exception as exc:  # any parse error of the EXIF block
-        logger.warning("%s: unreadable EXIF data (%s), orientation left as stored",
-                       os.fspath(path), _one_line(exc))
+        logger.warning(
+            "%s: unreadable EXIF data (%s), orientation left as stored",
+            os.fspath(path),
+            _one_line(exc),
+        )
 
 
 def _is_rgb_profile(profile: bytes | None) -> bool:

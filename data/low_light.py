@@ -34,8 +34,13 @@ def linear_to_srgb(y: np.ndarray) -> np.ndarray:
     return np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
 
 
-def synthesize_low_light(image: np.ndarray, exposure: float, full_well: float,
-                         read_noise: float, rng: np.random.Generator) -> np.ndarray:
+def synthesize_low_light(
+    image: np.ndarray,
+    exposure: float,
+    full_well: float,
+    read_noise: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Under-expose an sRGB photograph with shot and read noise (module docstring, 1–4).
 
     Args:

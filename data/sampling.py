@@ -37,8 +37,9 @@ class EpochSampler(Sampler):
             ``rank, rank + world_size, …`` of the (padded) epoch order.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, size: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
         if size <= 0:
             raise ValueError("EpochSampler needs at least one sample")
         if not 0 <= rank < world_size:
@@ -73,8 +74,9 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = self.order(self.epoch)
-        for position in range(self.rank + self.start * self.world_size, len(order),
-                              self.world_size):
+        for position in range(
+            self.rank + self.start * self.world_size, len(order), self.world_size
+        ):
             yield order[position], self.item_seed(self.epoch, position)
 
     def __len__(self) -> int:

@@ -34,12 +34,12 @@ def scale_width_size(width: int, height: int, target: int, min_height: int) -> t
 def nearest_multiple_size(width: int, height: int, base: int = MULTIPLE) -> tuple[int, int]:
     """``none``: each side rounded to the nearest multiple of ``base`` (Python's round, halves
     to the even multiple), at least ``base``."""
-    return (max(base, int(round(width / base) * base)),
-            max(base, int(round(height / base) * base)))
+    return (max(base, int(round(width / base) * base)), max(base, int(round(height / base) * base)))
 
 
-def preprocessed_size(preprocess: str, width: int, height: int, load_size: int,
-                      crop_size: int) -> tuple[int, int]:
+def preprocessed_size(
+    preprocess: str, width: int, height: int, load_size: int, crop_size: int
+) -> tuple[int, int]:
     """The (width, height) that ``get_transform(preprocess, load_size, crop_size)`` gives a
     ``width`` × ``height`` image (a flip keeps the size)."""
     if preprocess in CROPPING:
@@ -61,20 +61,32 @@ def header_size(path: str) -> tuple[int, int] | None:
         return None
 
 
-def _sizes(paths: Iterable[str], preprocess: str, load_size: int,
-           crop_size: int) -> list[tuple[str, tuple[int, int]]]:
+def _sizes(
+    paths: Iterable[str], preprocess: str, load_size: int, crop_size: int
+) -> list[tuple[str, tuple[int, int]]]:
     found = ((path, header_size(path)) for path in paths)
-    return [(path, preprocessed_size(preprocess, *size, load_size, crop_size))
-            for path, size in found if size is not None]
+    return [
+        (path, preprocessed_size(preprocess, *size, load_size, crop_size))
+        for path, size in found
+        if size is not None
+    ]
 
 
 def _show(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def check_whole_image_sizes(paths_A: Sequence[str], paths_B: Sequence[str], *,
-                            preprocess: str, load_size: int, crop_size: int,
-                            serial_batches: bool, batch_size: int, smallest: int) -> None:
+def check_whole_image_sizes(
+    paths_A: Sequence[str],
+    paths_B: Sequence[str],
+    *,
+    preprocess: str,
+    load_size: int,
+    crop_size: int,
+    serial_batches: bool,
+    batch_size: int,
+    smallest: int,
+) -> None:
     """Refuse a training set whose whole images would not go through the networks together.
 
     With ``preprocess`` in :data:`WHOLE_IMAGE`, each sample keeps its image's shape. The
@@ -101,15 +113,15 @@ def check_whole_image_sizes(paths_A: Sequence[str], paths_B: Sequence[str], *,
         return
     sized_A = _sizes(paths_A, preprocess, load_size, crop_size)
     sized_B = _sizes(paths_B, preprocess, load_size, crop_size)
-    how = ("rounded to multiples of 4" if preprocess == "none"
-           else f"scaled to width {load_size}")
-    fix = ("resize the images to one size or use a cropping --preprocess "
-           f"({', '.join(CROPPING)})")
+    how = "rounded to multiples of 4" if preprocess == "none" else f"scaled to width {load_size}"
+    fix = f"resize the images to one size or use a cropping --preprocess ({', '.join(CROPPING)})"
     for path, size in sized_A + sized_B:
         if min(size) < smallest or size[0] % MULTIPLE or size[1] % MULTIPLE:
-            raise UserError(f"--preprocess {preprocess}: {path} becomes {_show(size)} ({how}); "
-                            f"the networks need sides that are multiples of {MULTIPLE} and at "
-                            f"least {smallest}: {fix}")
+            raise UserError(
+                f"--preprocess {preprocess}: {path} becomes {_show(size)} ({how}); "
+                f"the networks need sides that are multiples of {MULTIPLE} and at "
+                f"least {smallest}: {fix}"
+            )
     if not sized_A or not sized_B:
         return  # no readable image: the dataset reports it
     if serial_batches and batch_size == 1:
@@ -119,13 +131,16 @@ def check_whole_image_sizes(paths_A: Sequence[str], paths_B: Sequence[str], *,
     else:
         everything = sized_A + sized_B
         pairs = ((everything[0], other) for other in everything[1:])
-        why = ("a batch stacks whole images" if batch_size > 1 else
-               "each A image meets a random B image")
+        why = (
+            "a batch stacks whole images"
+            if batch_size > 1
+            else "each A image meets a random B image"
+        )
         why += " and the mask of an A image gates its B partner"
     for (path_1, size_1), (path_2, size_2) in pairs:
         if size_1 != size_2:
             raise UserError(
                 f"--preprocess {preprocess} with --batch_size {batch_size} keeps whole images "
                 f"({how}), which must then have one size ({why}): {path_1} becomes "
-                f"{_show(size_1)} but {path_2} becomes {_show(size_2)}; {fix}")
-
+                f"{_show(size_1)} but {path_2} becomes {_show(size_2)}; {fix}"
+            )

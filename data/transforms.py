@@ -94,7 +94,12 @@ class MakeMultiple:
         if not self._warned:
             logger.warning(
                 "image size %dx%d is not a multiple of %d: resizing to %dx%d "
-                "(logged once for this transform)", ow, oh, self.base, w, h,
+                "(logged once for this transform)",
+                ow,
+                oh,
+                self.base,
+                w,
+                h,
             )
             self._warned = True
         return img.resize((w, h), self.method)
@@ -136,7 +141,12 @@ class RandomCropUpscaling:
             log = logger.debug if self._warned else logger.warning
             log(
                 "image of size %dx%d is smaller than the %d crop: scaling it up to %dx%d "
-                "(use bigger images or a smaller --crop_size)", w, h, self.size, nw, nh,
+                "(use bigger images or a smaller --crop_size)",
+                w,
+                h,
+                self.size,
+                nw,
+                nh,
             )
             self._warned = True
             img = TF.resize(img, [nh, nw], interpolation=self.interpolation)

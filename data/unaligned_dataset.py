@@ -85,7 +85,10 @@ class UnalignedDataset(Dataset):
         self.unreadable: set[str] = set()
         logger.info(
             "unaligned dataset: %d images in %s, %d in %s",
-            self.A_size, self.dir_A, self.B_size, self.dir_B,
+            self.A_size,
+            self.dir_A,
+            self.B_size,
+            self.dir_B,
         )
 
     def __len__(self) -> int:
@@ -110,8 +113,9 @@ class UnalignedDataset(Dataset):
         B_path, B = self._load(self.B_paths, index_B, self.dir_B, self.transform_B)
         return {"A": A, "B": B, "A_paths": A_path, "B_paths": B_path}
 
-    def _load(self, paths: list[str], index: int, folder: str,
-              transform) -> tuple[str, torch.Tensor]:
+    def _load(
+        self, paths: list[str], index: int, folder: str, transform
+    ) -> tuple[str, torch.Tensor]:
         """Load ``paths[index]``, or the next readable image of the folder after it."""
         first_error = None
         for step in range(len(paths)):
@@ -124,6 +128,8 @@ class UnalignedDataset(Dataset):
                 self.unreadable.add(path)
                 first_error = first_error or err
                 logger.warning("skipping unreadable image: %s", err)
-        raise UserError(f"no image in {folder} can be read ({len(self.unreadable)} unreadable, "
-                        f"e.g. {first_error or 'see the warnings above'}): replace or remove "
-                        f"the broken files")
+        raise UserError(
+            f"no image in {folder} can be read ({len(self.unreadable)} unreadable, "
+            f"e.g. {first_error or 'see the warnings above'}): replace or remove "
+            f"the broken files"
+        )

@@ -85,8 +85,9 @@ def select_device(gpu_ids: str = "0") -> torch.device:
     try:
         ids = [int(part) for part in str(gpu_ids).split(",") if part.strip()]
     except ValueError:
-        raise UserError(f"--gpu_ids {gpu_ids!r} must be comma-separated integers, "
-                        f"or -1 for the CPU") from None
+        raise UserError(
+            f"--gpu_ids {gpu_ids!r} must be comma-separated integers, or -1 for the CPU"
+        ) from None
     ids = [i for i in ids if i >= 0]
     if not ids:
         return torch.device("cpu")
@@ -95,17 +96,27 @@ def select_device(gpu_ids: str = "0") -> torch.device:
         return torch.device("cpu")
     missing = [i for i in ids if i >= torch.cuda.device_count()]
     if missing:
-        raise UserError(f"--gpu_ids {gpu_ids}: GPU {missing[0]} does not exist "
-                        f"({torch.cuda.device_count()} visible)")
+        raise UserError(
+            f"--gpu_ids {gpu_ids}: GPU {missing[0]} does not exist "
+            f"({torch.cuda.device_count()} visible)"
+        )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if ids != [0] and os.environ.get("RANK", "0") == "0":
-            logger.warning("--gpu_ids %s: under torchrun each process uses the GPU of its "
-                           "LOCAL_RANK (choose the GPUs with CUDA_VISIBLE_DEVICES)", gpu_ids)
+            logger.warning(
+                "--gpu_ids %s: under torchrun each process uses the GPU of its "
+                "LOCAL_RANK (choose the GPUs with CUDA_VISIBLE_DEVICES)",
+                gpu_ids,
+            )
     elif len(ids) > 1:
-        logger.warning("--gpu_ids %s: one process uses one GPU, so only GPU %d is used; to "
-                       "train on all %d, start train.py with torchrun --nproc_per_node %d "
-                       "(README: Several GPUs, several machines)", gpu_ids, ids[0], len(ids),
-                       len(ids))
+        logger.warning(
+            "--gpu_ids %s: one process uses one GPU, so only GPU %d is used; to "
+            "train on all %d, start train.py with torchrun --nproc_per_node %d "
+            "(README: Several GPUs, several machines)",
+            gpu_ids,
+            ids[0],
+            len(ids),
+            len(ids),
+        )
     return torch.device("cuda", ids[0])
 
 

@@ -66,24 +66,32 @@ def check_sizes(opt: argparse.Namespace) -> None:
     depend on the images: see :func:`check_image_sizes`.
     """
     least = smallest_side(opt.netD, opt.n_layers_D)
-    needs = (f"a multiple of {MULTIPLE} (the generators halve it twice) and at least {least} "
-             f"for {_discriminator_words(opt)}")
+    needs = (
+        f"a multiple of {MULTIPLE} (the generators halve it twice) and at least {least} "
+        f"for {_discriminator_words(opt)}"
+    )
     mode = opt.preprocess
     if mode in CROPPING:
         crop = opt.crop_size
         if crop % MULTIPLE or crop < least:
-            raise UserError(f"--crop_size {crop} is not allowed with --preprocess {mode}: the "
-                            f"crop must be {needs}; use {_nearest_allowed(crop, least)}")
+            raise UserError(
+                f"--crop_size {crop} is not allowed with --preprocess {mode}: the "
+                f"crop must be {needs}; use {_nearest_allowed(crop, least)}"
+            )
         if mode != "crop" and opt.load_size < crop:
-            raise UserError(f"--crop_size {crop} is larger than --load_size {opt.load_size}: "
-                            f"--preprocess {mode} cuts the crop from the image scaled to "
-                            f"--load_size, so give --load_size >= --crop_size")
+            raise UserError(
+                f"--crop_size {crop} is larger than --load_size {opt.load_size}: "
+                f"--preprocess {mode} cuts the crop from the image scaled to "
+                f"--load_size, so give --load_size >= --crop_size"
+            )
     elif mode == "scale_width":
         width = opt.load_size
         if width % MULTIPLE or width < least:
-            raise UserError(f"--load_size {width} is not allowed with --preprocess scale_width: "
-                            f"the width it sets must be {needs}; use "
-                            f"{_nearest_allowed(width, least)}")
+            raise UserError(
+                f"--load_size {width} is not allowed with --preprocess scale_width: "
+                f"the width it sets must be {needs}; use "
+                f"{_nearest_allowed(width, least)}"
+            )
 
 
 def check_image_sizes(opt: argparse.Namespace) -> None:
@@ -100,38 +108,51 @@ def check_image_sizes(opt: argparse.Namespace) -> None:
 
     first, second = ("A", "B") if opt.direction == "AtoB" else ("B", "A")
     kinds = {"A": "low-light", "B": "normal-light"}
-    paths = [require_images(os.path.join(opt.dataroot, opt.phase + side), kinds[side],
-                            opt.max_dataset_size) for side in (first, second)]
-    check_whole_image_sizes(*paths, preprocess=opt.preprocess, load_size=opt.load_size,
-                            crop_size=opt.crop_size, serial_batches=opt.serial_batches,
-                            batch_size=opt.batch_size,
-                            smallest=smallest_side(opt.netD, opt.n_layers_D))
+    paths = [
+        require_images(
+            os.path.join(opt.dataroot, opt.phase + side), kinds[side], opt.max_dataset_size
+        )
+        for side in (first, second)
+    ]
+    check_whole_image_sizes(
+        *paths,
+        preprocess=opt.preprocess,
+        load_size=opt.load_size,
+        crop_size=opt.crop_size,
+        serial_batches=opt.serial_batches,
+        batch_size=opt.batch_size,
+        smallest=smallest_side(opt.netD, opt.n_layers_D),
+    )
 
 
 def check_schedule(opt: argparse.Namespace) -> None:
     """At least one epoch to train, and ``--epoch_count`` within the run."""
     total = opt.n_epochs + opt.n_epochs_decay
     if total < 1:
-        raise UserError("--n_epochs 0 --n_epochs_decay 0 trains nothing: give at least one "
-                        "epoch")
+        raise UserError("--n_epochs 0 --n_epochs_decay 0 trains nothing: give at least one epoch")
     if opt.epoch_count > total:
-        raise UserError(f"--epoch_count {opt.epoch_count} is past the last epoch, {total} "
-                        f"(--n_epochs {opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay})")
+        raise UserError(
+            f"--epoch_count {opt.epoch_count} is past the last epoch, {total} "
+            f"(--n_epochs {opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay})"
+        )
 
 
 def check_clip_weights(opt: argparse.Namespace) -> None:
     """``--clip_weights``: ``random``, or a file that exists."""
     path = opt.clip_weights
     if path is not None and path != "random" and not os.path.isfile(path):
-        raise UserError(f"--clip_weights {path} does not exist: give OpenAI's RN50.pt or an "
-                        f"open_clip RN50 checkpoint, or 'random' (smoke tests only)")
+        raise UserError(
+            f"--clip_weights {path} does not exist: give OpenAI's RN50.pt or an "
+            f"open_clip RN50 checkpoint, or 'random' (smoke tests only)"
+        )
 
 
 def check_folder(flag: str, path: str | None) -> None:
     """A folder the command writes into (created when missing) must not be a file."""
     if path and os.path.exists(path) and not os.path.isdir(path):
-        raise UserError(f"{flag} {path} is a file, not a folder: give a folder (it is created "
-                        f"when missing)")
+        raise UserError(
+            f"{flag} {path} is a file, not a folder: give a folder (it is created when missing)"
+        )
 
 
 def format_suffix(opt: argparse.Namespace) -> str:
@@ -143,12 +164,16 @@ def format_suffix(opt: argparse.Namespace) -> str:
     try:
         return opt.suffix.format(**vars(opt))
     except KeyError as err:
-        raise UserError(f"--suffix {opt.suffix!r}: {{{err.args[0]}}} is not an option; use "
-                        f"option names in braces, e.g. {{netG}}_size{{load_size}}") from None
+        raise UserError(
+            f"--suffix {opt.suffix!r}: {{{err.args[0]}}} is not an option; use "
+            f"option names in braces, e.g. {{netG}}_size{{load_size}}"
+        ) from None
     except (IndexError, ValueError, AttributeError) as err:
-        raise UserError(f"--suffix {opt.suffix!r} is not a valid template ({err}): use option "
-                        f"names in braces, e.g. {{netG}}_size{{load_size}}; double a brace "
-                        f"to keep it ({{{{ or }}}})") from None
+        raise UserError(
+            f"--suffix {opt.suffix!r} is not a valid template ({err}): use option "
+            f"names in braces, e.g. {{netG}}_size{{load_size}}; double a brace "
+            f"to keep it ({{{{ or }}}})"
+        ) from None
 
 
 def check_training(opt: argparse.Namespace) -> None:
@@ -157,6 +182,5 @@ def check_training(opt: argparse.Namespace) -> None:
     check_schedule(opt)
     check_clip_weights(opt)
     check_folder("--checkpoints_dir", opt.checkpoints_dir)
-    check_folder(f"--name {opt.name}: the run folder", os.path.join(opt.checkpoints_dir,
-                                                                   opt.name))
+    check_folder(f"--name {opt.name}: the run folder", os.path.join(opt.checkpoints_dir, opt.name))
     check_image_sizes(opt)

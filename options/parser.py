@@ -20,19 +20,22 @@ from nerco.runtime import UserError
 REMOVED_FLAGS = {
     "--model": "NeRCo is the only model; drop the flag",
     "--dataset_mode": "train.py always reads unaligned <phase>A/<phase>B folders and test.py "
-                      "single images; drop the flag",
+    "single images; drop the flag",
     "--netH": "the mask extractor H always has 3 residual blocks, as released; drop the flag",
     "--eval": "test.py always runs the networks in eval mode; drop the flag",
     "--aspect_ratio": "each result keeps its input's size; drop the flag (resize the results "
-                      "afterwards for another shape)",
+    "afterwards for another shape)",
 }
 
 
 class OptionParser(argparse.ArgumentParser):
     """``ArgumentParser`` that raises :class:`UserError` (one line) instead of exiting."""
 
-    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
-                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+    def parse_args(
+        self,
+        args: Sequence[str] | None = None,  # type: ignore[override]
+        namespace: argparse.Namespace | None = None,
+    ) -> argparse.Namespace:
         argv = list(sys.argv[1:] if args is None else args)
         for token in argv:
             if token == "--":
@@ -45,8 +48,9 @@ class OptionParser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         message = " ".join(message.split()).removeprefix("argument ")
         if message.startswith("unrecognized arguments:"):
-            flags = [t.split("=", 1)[0] for t in message.split(":", 1)[1].split()
-                     if t.startswith("--")]
+            flags = [
+                t.split("=", 1)[0] for t in message.split(":", 1)[1].split() if t.startswith("--")
+            ]
             known = [s for action in self._actions for s in action.option_strings]
             close = difflib.get_close_matches(flags[0], known, n=1) if flags else []
             if close:

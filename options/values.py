@@ -31,8 +31,9 @@ class Int(Checked):
         infinite: Also accept ``inf`` (returned as ``float('inf')``).
     """
 
-    def __init__(self, minimum: int | None = None, maximum: int | None = None, *,
-                 infinite: bool = False) -> None:
+    def __init__(
+        self, minimum: int | None = None, maximum: int | None = None, *, infinite: bool = False
+    ) -> None:
         self.minimum, self.maximum, self.infinite = minimum, maximum, infinite
         if minimum is not None and maximum is not None:
             words = f"an integer from {minimum} to {maximum}"
@@ -52,8 +53,9 @@ class Int(Checked):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {self.allowed}") from None
-        if (self.minimum is not None and value < self.minimum) or \
-                (self.maximum is not None and value > self.maximum):
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
             raise argparse.ArgumentTypeError(f"{value} is not allowed: give {self.allowed}")
         return value
 
@@ -68,8 +70,14 @@ class Float(Checked):
         below: ``maximum`` itself is refused (value < maximum).
     """
 
-    def __init__(self, minimum: float | None = None, maximum: float | None = None, *,
-                 above: bool = False, below: bool = False) -> None:
+    def __init__(
+        self,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        *,
+        above: bool = False,
+        below: bool = False,
+    ) -> None:
         self.minimum, self.maximum, self.above, self.below = minimum, maximum, above, below
         bounds = []
         if minimum is not None:
@@ -84,9 +92,11 @@ class Float(Checked):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text.strip()!r} is not {self.allowed}") from None
         low, high = self.minimum, self.maximum
-        if not math.isfinite(value) or \
-                (low is not None and (value < low or (self.above and value == low))) or \
-                (high is not None and (value > high or (self.below and value == high))):
+        if (
+            not math.isfinite(value)
+            or (low is not None and (value < low or (self.above and value == low)))
+            or (high is not None and (value > high or (self.below and value == high)))
+        ):
             raise argparse.ArgumentTypeError(f"{value:g} is not allowed: give {self.allowed}")
         return value
 
@@ -107,6 +117,7 @@ class GpuIds(Checked):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {self.allowed}") from None
         if any(i < -1 for i in ids) or (-1 in ids and len(ids) > 1) or len(set(ids)) < len(ids):
-            raise argparse.ArgumentTypeError(f"{text!r} is not allowed: give {self.allowed} "
-                                             f"(each GPU once, -1 alone)")
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed: give {self.allowed} (each GPU once, -1 alone)"
+            )
         return ",".join(parts)

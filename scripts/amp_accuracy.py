@@ -41,11 +41,15 @@ def _enhancers(args, device):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", required=True, help="an image or a folder of images")
-    parser.add_argument("--checkpoint_dir", default=None,
-                        help="folder with <epoch>_net_{Pre,H,G_A}.pth (default: §1.6 init)")
+    parser.add_argument(
+        "--checkpoint_dir",
+        default=None,
+        help="folder with <epoch>_net_{Pre,H,G_A}.pth (default: §1.6 init)",
+    )
     parser.add_argument("--epoch", default="latest")
     parser.add_argument("--amp", default="bf16", choices=("bf16", "fp16"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -87,24 +91,43 @@ def main(argv: list[str] | None = None) -> int:
             b = tensor2im(reduced(x)).astype(np.int16)
             diff = np.abs(a - b)
             all_diffs.append(diff.ravel())
-            rows.append({"image": Path(path).name, "mean_levels": float(diff.mean()),
-                         "p99_levels": float(np.percentile(diff, 99)),
-                         "max_levels": int(diff.max()), "changed": float((diff > 0).mean())})
-            print(f"{rows[-1]['image']}: mean {rows[-1]['mean_levels']:.3f} levels, "
-                  f"p99 {rows[-1]['p99_levels']:.0f}, max {rows[-1]['max_levels']}, "
-                  f"{100 * rows[-1]['changed']:.1f}% of values changed", flush=True)
+            rows.append(
+                {
+                    "image": Path(path).name,
+                    "mean_levels": float(diff.mean()),
+                    "p99_levels": float(np.percentile(diff, 99)),
+                    "max_levels": int(diff.max()),
+                    "changed": float((diff > 0).mean()),
+                }
+            )
+            print(
+                f"{rows[-1]['image']}: mean {rows[-1]['mean_levels']:.3f} levels, "
+                f"p99 {rows[-1]['p99_levels']:.0f}, max {rows[-1]['max_levels']}, "
+                f"{100 * rows[-1]['changed']:.1f}% of values changed",
+                flush=True,
+            )
     every = np.concatenate(all_diffs)
-    overall = {"mean_levels": float(every.mean()), "p99_levels": float(np.percentile(every, 99)),
-               "max_levels": int(every.max()), "changed": float((every > 0).mean()),
-               "worst_image_mean_levels": max(r["mean_levels"] for r in rows)}
-    print(f"{args.amp} vs float32 over {len(rows)} images: mean {overall['mean_levels']:.3f} "
-          f"levels (worst image {overall['worst_image_mean_levels']:.3f}), p99 "
-          f"{overall['p99_levels']:.0f}, max {overall['max_levels']}")
+    overall = {
+        "mean_levels": float(every.mean()),
+        "p99_levels": float(np.percentile(every, 99)),
+        "max_levels": int(every.max()),
+        "changed": float((every > 0).mean()),
+        "worst_image_mean_levels": max(r["mean_levels"] for r in rows),
+    }
+    print(
+        f"{args.amp} vs float32 over {len(rows)} images: mean {overall['mean_levels']:.3f} "
+        f"levels (worst image {overall['worst_image_mean_levels']:.3f}), p99 "
+        f"{overall['p99_levels']:.0f}, max {overall['max_levels']}"
+    )
     if args.out:
-        settings = {k: getattr(args, k) for k in ("input", "checkpoint_dir", "epoch", "amp",
-                                                  "device", "ngf", "seed")}
-        Path(args.out).write_text(json.dumps({"settings": settings, "overall": overall,
-                                              "per_image": rows}, indent=2) + "\n")
+        settings = {
+            k: getattr(args, k)
+            for k in ("input", "checkpoint_dir", "epoch", "amp", "device", "ngf", "seed")
+        }
+        Path(args.out).write_text(
+            json.dumps({"settings": settings, "overall": overall, "per_image": rows}, indent=2)
+            + "\n"
+        )
     return 0
 
 

@@ -99,8 +99,10 @@ def _network_alone(paths: list[Path], enhancer, batch_size: int, torch, device) 
 
     table = input_table()
     images = [to_network(torch.from_numpy(read_photo(str(p)).pixels), table) for p in paths]
-    batches = [torch.stack(images[i : i + batch_size]).to(device)
-               for i in range(0, len(images), batch_size)]
+    batches = [
+        torch.stack(images[i : i + batch_size]).to(device)
+        for i in range(0, len(images), batch_size)
+    ]
     with torch.no_grad():
         enhancer(batches[0][:1])  # warm-up
         if device.type == "cuda":
@@ -127,11 +129,25 @@ def _through_test_py(spec: dict, enhancer, folder: Path, out: Path) -> tuple[flo
     from options import TestOptions
 
     setup_logging()
-    opt = TestOptions().parse(["--name", "bench", "--checkpoints_dir", str(saves.parent),
-                               "--input", str(folder), "--output", str(out), "--overwrite",
-                               "--gpu_ids", "0" if spec["device"] == "cuda" else "-1",
-                               "--batch_size", str(spec["batch_size"]),
-                               "--num_threads", str(spec["io_threads"])])
+    opt = TestOptions().parse(
+        [
+            "--name",
+            "bench",
+            "--checkpoints_dir",
+            str(saves.parent),
+            "--input",
+            str(folder),
+            "--output",
+            str(out),
+            "--overwrite",
+            "--gpu_ids",
+            "0" if spec["device"] == "cuda" else "-1",
+            "--batch_size",
+            str(spec["batch_size"]),
+            "--num_threads",
+            str(spec["io_threads"]),
+        ]
+    )
     outcome = test_py.run(opt)
     return outcome.seconds / max(outcome.enhanced, 1), outcome.enhanced
 
@@ -156,7 +172,8 @@ def child_folder(spec: dict) -> dict:
     if not spec.get("memory_only"):
         result["network_s"] = _network_alone(paths, enhancer, spec["batch_size"], torch, device)
     result["pipeline_s"], result["enhanced"] = _through_test_py(
-        spec, enhancer, folder, Path(tempfile.mkdtemp(dir=work)))
+        spec, enhancer, folder, Path(tempfile.mkdtemp(dir=work))
+    )
     result["standin_ms"] = spec["standin_ms"]
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
@@ -167,10 +184,18 @@ def measure(name: str, device: str, dtype: str, args, run_child) -> list[dict]:
     size, standin = parse_folder_case(name)
     count = args.images or (200 if standin else 8)
     work = Path(tempfile.mkdtemp(prefix="nerco-folder-"))
-    base = {"kind": "folder", "device": device, "dtype": dtype, "threads": args.threads,
-            "ngf": args.ngf, "batch_size": args.batch_size, "io_threads": args.io_threads,
-            "size": list(size),
-            "standin_ms": (args.standin_ms or "auto") if standin else None, "work": str(work)}
+    base = {
+        "kind": "folder",
+        "device": device,
+        "dtype": dtype,
+        "threads": args.threads,
+        "ngf": args.ngf,
+        "batch_size": args.batch_size,
+        "io_threads": args.io_threads,
+        "size": list(size),
+        "standin_ms": (args.standin_ms or "auto") if standin else None,
+        "work": str(work),
+    }
     try:
         write_photos(work / "photos", count, size)
         timing = run_child(base | {"folder": str(work / "photos")}, args.timeout)
@@ -180,16 +205,23 @@ def measure(name: str, device: str, dtype: str, args, run_child) -> list[dict]:
             slowest = max(timing["io_s"], timing["network_s"])
             # busy: the share of the pipeline's time the network computes (on a GPU, the
             # GPU's busy fraction, as the network alone keeps it busy).
-            rows[0] |= {"pipeline_vs_larger": timing["pipeline_s"] / slowest,
-                        "pipeline_vs_sum": timing["pipeline_s"]
-                        / (timing["io_s"] + timing["network_s"]),
-                        "busy": min(1.0, timing["network_s"] / timing["pipeline_s"])}
+            rows[0] |= {
+                "pipeline_vs_larger": timing["pipeline_s"] / slowest,
+                "pipeline_vs_sum": timing["pipeline_s"] / (timing["io_s"] + timing["network_s"]),
+                "busy": min(1.0, timing["network_s"] / timing["pipeline_s"]),
+            }
         for images in [int(n) for n in args.memory_images.split(",") if n] if standin else []:
             photos = work / f"photos_{images}"
             write_photos(photos, images, size, seed=images)
-            memory = run_child(base | {"folder": str(photos), "memory_only": True,
-                                       "standin_ms": timing.get("standin_ms", 10)},
-                               args.timeout)
+            memory = run_child(
+                base
+                | {
+                    "folder": str(photos),
+                    "memory_only": True,
+                    "standin_ms": timing.get("standin_ms", 10),
+                },
+                args.timeout,
+            )
             rows.append({"case": f"{name}-memory", "images": images, **shown, **memory})
             shutil.rmtree(photos)
     finally:
@@ -198,15 +230,21 @@ def measure(name: str, device: str, dtype: str, args, run_child) -> list[dict]:
 
 
 def format_rows(rows: list[dict]) -> str:
-    lines = ["case  images  I/O s/img  network s/img  pipeline s/img  vs larger  vs sum  "
-             "busy  peak RSS MB"]
+    lines = [
+        "case  images  I/O s/img  network s/img  pipeline s/img  vs larger  vs sum  "
+        "busy  peak RSS MB"
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"{r['case']}  {r['images']}  error: {r['error'][:200]}")
             continue
         cells = [f"{r[k]:.4f}" if k in r else "" for k in ("io_s", "network_s", "pipeline_s")]
-        ratios = [f"{r[k]:.2f}" if k in r else "" for k in ("pipeline_vs_larger",
-                                                             "pipeline_vs_sum", "busy")]
-        lines.append(f"{r['case']}  {r['images']}  {'  '.join(cells)}  {'  '.join(ratios)}  "
-                     f"{r['peak_rss_mb']:.0f}")
+        ratios = [
+            f"{r[k]:.2f}" if k in r else ""
+            for k in ("pipeline_vs_larger", "pipeline_vs_sum", "busy")
+        ]
+        lines.append(
+            f"{r['case']}  {r['images']}  {'  '.join(cells)}  {'  '.join(ratios)}  "
+            f"{r['peak_rss_mb']:.0f}"
+        )
     return "\n".join(lines)

@@ -51,13 +51,18 @@ for _path in (ROOT, ROOT / "scripts"):  # nerco, and bench_folder beside this fi
         sys.path.insert(0, str(_path))
 
 #: Default cases, as the issue lists them.
-DEFAULT_CASES = ("infer-600x400", "infer-256x256", "infer-1920x1080",
-                 "train-128", "train-256", "train-512")
+DEFAULT_CASES = (
+    "infer-600x400",
+    "infer-256x256",
+    "infer-1920x1080",
+    "train-128",
+    "train-256",
+    "train-512",
+)
 QUICK_CASES = ("infer-256x256", "train-128")
 #: The authors' code as issue 6 measured it on our CI kind of machine (2 cores, float32):
 #: seconds and peak GB. Kept in the JSON for reference; ``--authors`` measures it afresh.
-AUTHORS_ISSUE = {"infer-600x400": (9.05, 2.96), "train-128": (6.0, 5.6),
-                 "train-256": (19.9, 11.1)}
+AUTHORS_ISSUE = {"infer-600x400": (9.05, 2.96), "train-128": (6.0, 5.6), "train-256": (19.9, 11.1)}
 #: GFLOP of the issue's breakdown at 600×400 (one NRN pass counted as the 612-input MLP).
 ISSUE_GFLOP_600x400 = {"Pre trunk": 358, "NRN head": 138, "H": 115, "G_A": 367, "total": 979}
 AMP = {"fp32": None, "bf16": "bf16", "fp16": "fp16"}
@@ -79,8 +84,12 @@ def _setup(spec: dict):
 
 #: Where names of today's package lived before it was laid out by concern (version 0.1), so
 #: that ``--baseline`` can measure a checkout of either layout.
-_FLAT_LAYOUT = {"inference.enhancer": "enhancer", "networks.build": "model",
-                "training.clip_term": "clip_term", "training.model": "model"}
+_FLAT_LAYOUT = {
+    "inference.enhancer": "enhancer",
+    "networks.build": "model",
+    "training.clip_term": "clip_term",
+    "training.model": "model",
+}
 
 
 def _ours(*names: str) -> list:
@@ -147,16 +156,18 @@ def _count_flops(step) -> tuple[float, dict[str, float]]:
     counter = FlopCounterMode(display=False)
     with counter:
         step()
-    per_module = {name: float(sum(ops.values()))
-                  for name, ops in counter.get_flop_counts().items()}
+    per_module = {name: float(sum(ops.values())) for name, ops in counter.get_flop_counts().items()}
     return float(counter.get_total_flops()), per_module
 
 
 def _child_infer(spec: dict) -> dict:
     torch, device = _setup(spec)
     Enhancer, ENHANCER_NAMES, Architecture, build_generators = _ours(
-        "inference.enhancer:Enhancer", "networks.build:ENHANCER_NAMES",
-        "networks.build:Architecture", "networks.build:build_generators")
+        "inference.enhancer:Enhancer",
+        "networks.build:ENHANCER_NAMES",
+        "networks.build:Architecture",
+        "networks.build:build_generators",
+    )
 
     nets = build_generators(Architecture(ngf=spec["ngf"]), names=ENHANCER_NAMES)
     amp = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}  # older checkouts: fp32
@@ -170,8 +181,9 @@ def _child_infer(spec: dict) -> dict:
 
     if spec.get("count"):
         flops, per_module = _count_flops(step)
-        pre, head, g_a = (per_module.get(f"Enhancer.{name}", 0.0)
-                          for name in ("Pre", "Pre.mlp", "G_A"))
+        pre, head, g_a = (
+            per_module.get(f"Enhancer.{name}", 0.0) for name in ("Pre", "Pre.mlp", "G_A")
+        )
         # H runs through H.mask (not a module call), so it is the rest.
         parts = {"Pre trunk": pre - head, "NRN head": head, "H": flops - pre - g_a, "G_A": g_a}
         return {"flops": flops, "flops_by_part": parts}
@@ -181,15 +193,19 @@ def _child_infer(spec: dict) -> dict:
 def _child_train(spec: dict) -> dict:
     torch, device = _setup(spec)
     Architecture, CLIPTerm, build_clip, NeRCoModel = _ours(
-        "networks.build:Architecture", "training.clip_term:CLIPTerm",
-        "training.clip_term:build_clip", "training.model:NeRCoModel")
+        "networks.build:Architecture",
+        "training.clip_term:CLIPTerm",
+        "training.clip_term:build_clip",
+        "training.model:NeRCoModel",
+    )
 
     clip = build_clip(device=device, random_init=True)
     options = {"amp": AMP[spec["dtype"]]} if AMP[spec["dtype"]] else {}
     if spec.get("checkpointing"):
         options["checkpointing"] = True
-    model = NeRCoModel(Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip),
-                       **options).to(device)
+    model = NeRCoModel(
+        Architecture(ngf=spec["ngf"], ndf=spec["ngf"]), CLIPTerm(clip), **options
+    ).to(device)
     real_A, real_B = _images(torch, device, spec, 2)
 
     def step():
@@ -250,8 +266,10 @@ def _authors_model(spec: dict, device, train: bool):
             path = code / rel
             text = path.read_text()
             if text.count(old) < least:
-                raise SystemExit(f"benchmark: {source / rel} has no {old!r}; --authors must be "
-                                 "a checkout of github.com/Ysz2022/NeRCo")
+                raise SystemExit(
+                    f"benchmark: {source / rel} has no {old!r}; --authors must be "
+                    "a checkout of github.com/Ysz2022/NeRCo"
+                )
             path.write_text(text.replace(old, new))
     sys.path.insert(0, str(code))
     import clip  # the authors' copy of OpenAI's package
@@ -268,12 +286,31 @@ def _authors_model(spec: dict, device, train: bool):
 
     gpu_ids = [device.index or 0] if device.type == "cuda" else []
     opt = types.SimpleNamespace(  # the defaults of their option parsers
-        isTrain=train, gpu_ids=gpu_ids, checkpoints_dir=tempfile.mkdtemp(), name="bench",
-        preprocess="resize_and_crop", input_nc=3, output_nc=3, ngf=spec["ngf"],
-        ndf=spec["ngf"], netD="basic", netG="resnet_9blocks", n_layers_D=3, norm="instance",
-        init_type="normal", init_gain=0.02, no_dropout=True, pool_size=50, gan_mode="lsgan",
-        lr=2e-4, beta1=0.5, lambda_identity=0.5, lambda_A=10.0, lambda_B=10.0,
-        direction="AtoB")
+        isTrain=train,
+        gpu_ids=gpu_ids,
+        checkpoints_dir=tempfile.mkdtemp(),
+        name="bench",
+        preprocess="resize_and_crop",
+        input_nc=3,
+        output_nc=3,
+        ngf=spec["ngf"],
+        ndf=spec["ngf"],
+        netD="basic",
+        netG="resnet_9blocks",
+        n_layers_D=3,
+        norm="instance",
+        init_type="normal",
+        init_gain=0.02,
+        no_dropout=True,
+        pool_size=50,
+        gan_mode="lsgan",
+        lr=2e-4,
+        beta1=0.5,
+        lambda_identity=0.5,
+        lambda_A=10.0,
+        lambda_B=10.0,
+        direction="AtoB",
+    )
     return NeRComodel(opt)
 
 
@@ -305,8 +342,13 @@ def _child_authors_train(spec: dict) -> dict:
     return _timed(torch, device, model.optimize_parameters, spec["reps"])
 
 
-CHILDREN = {"infer": _child_infer, "train": _child_train, "throughput": _child_throughput,
-            "authors-infer": _child_authors_infer, "authors-train": _child_authors_train}
+CHILDREN = {
+    "infer": _child_infer,
+    "train": _child_train,
+    "throughput": _child_throughput,
+    "authors-infer": _child_authors_infer,
+    "authors-train": _child_authors_train,
+}
 
 
 # ---------------------------------------------------------------- parent process
@@ -328,16 +370,18 @@ def parse_case(name: str) -> tuple[str, tuple[int, int], bool]:
                 return kind, (int(side), int(side)), suffix == "ckpt"
     except ValueError:
         pass
-    raise SystemExit(f"benchmark: bad case {name!r}; use infer-<W>x<H>, train-<S>, "
-                     "train-<S>-ckpt or folder-<W>x<H>[-standin]")
+    raise SystemExit(
+        f"benchmark: bad case {name!r}; use infer-<W>x<H>, train-<S>, "
+        "train-<S>-ckpt or folder-<W>x<H>[-standin]"
+    )
 
 
 def run_child(spec: dict, timeout: float) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]),
-               MKL_NUM_THREADS=str(spec["threads"]))
+    env = dict(
+        os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"])
+    )
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-1500:]
         return {"error": f"exit status {proc.returncode}: {tail}"}
@@ -360,8 +404,14 @@ def code_variants(args) -> list[dict]:
 def measure_case(name: str, device: str, dtype: str, args) -> list[dict]:
     """One row per implementation; their processes alternate (ours, baseline, authors, ...)."""
     kind, size, checkpointing = parse_case(name)
-    base = {"size": size, "device": device, "dtype": dtype, "threads": args.threads,
-            "ngf": args.ngf, "reps": args.reps}
+    base = {
+        "size": size,
+        "device": device,
+        "dtype": dtype,
+        "threads": args.threads,
+        "ngf": args.ngf,
+        "reps": args.reps,
+    }
     specs = []
     for variant in code_variants(args):
         if variant["code"] == "authors":
@@ -383,8 +433,7 @@ def measure_case(name: str, device: str, dtype: str, args) -> list[dict]:
         # or their peak memory), once per case and code: autocast does not change them.
         key = (name, code)
         if key not in _FLOP_COUNTS:
-            _FLOP_COUNTS[key] = run_child(spec | {"count": True, "dtype": "fp32"},
-                                          args.timeout)
+            _FLOP_COUNTS[key] = run_child(spec | {"count": True, "dtype": "fp32"}, args.timeout)
         rows.append(summarise(name, code, spec, runs[code], _FLOP_COUNTS[key]))
     ours = rows[0]
     for row in rows[1:]:
@@ -397,9 +446,17 @@ def measure_case(name: str, device: str, dtype: str, args) -> list[dict]:
 
 
 def summarise(name: str, code: str, spec: dict, runs: list[dict], count: dict) -> dict:
-    row = {"case": name, "code": code, "kind": spec["kind"], "size": list(spec["size"]),
-           "device": spec["device"], "dtype": spec["dtype"], "threads": spec["threads"],
-           "ngf": spec["ngf"], "checkpointing": bool(spec.get("checkpointing"))}
+    row = {
+        "case": name,
+        "code": code,
+        "kind": spec["kind"],
+        "size": list(spec["size"]),
+        "device": spec["device"],
+        "dtype": spec["dtype"],
+        "threads": spec["threads"],
+        "ngf": spec["ngf"],
+        "checkpointing": bool(spec.get("checkpointing")),
+    }
     errors = [r["error"] for r in [*runs, count] if "error" in r]
     if errors:
         return row | {"error": errors[0]}
@@ -408,12 +465,17 @@ def summarise(name: str, code: str, spec: dict, runs: list[dict], count: dict) -
     gflop = count["flops"] / 1e9
     # Process CPU time per repetition: on a shared machine, with --threads 1, a measure of
     # the work that other jobs barely disturb (wall time waits for them).
-    row |= {"time_s": seconds, "time_s_per_run": medians, "times_s": [r["times"] for r in runs],
-            "cpu_s": statistics.median(r["cpu_s"] for r in runs),
-            "noise": (max(medians) - min(medians)) / seconds if len(medians) > 1 else None,
-            "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
-            "memory_kind": runs[0]["memory_kind"],
-            "gflop": gflop, "gflop_per_s": gflop / seconds}
+    row |= {
+        "time_s": seconds,
+        "time_s_per_run": medians,
+        "times_s": [r["times"] for r in runs],
+        "cpu_s": statistics.median(r["cpu_s"] for r in runs),
+        "noise": (max(medians) - min(medians)) / seconds if len(medians) > 1 else None,
+        "peak_memory_mb": max(r["peak_memory_mb"] for r in runs),
+        "memory_kind": runs[0]["memory_kind"],
+        "gflop": gflop,
+        "gflop_per_s": gflop / seconds,
+    }
     if "flops_by_part" in count:
         row["gflop_by_part"] = {k: v / 1e9 for k, v in count["flops_by_part"].items()}
     return row
@@ -422,17 +484,37 @@ def summarise(name: str, code: str, spec: dict, runs: list[dict], count: dict) -
 def machine_throughput(device: str, dtypes: list[str], args) -> dict[str, float]:
     out = {}
     for dtype in dtypes:
-        spec = {"kind": "throughput", "size": [0, 0], "device": device, "dtype": dtype,
-                "threads": args.threads, "ngf": args.ngf, "reps": 2 if args.quick else 5,
-                "shapes": 1 if args.quick else 2}
+        spec = {
+            "kind": "throughput",
+            "size": [0, 0],
+            "device": device,
+            "dtype": dtype,
+            "threads": args.threads,
+            "ngf": args.ngf,
+            "reps": 2 if args.quick else 5,
+            "shapes": 1 if args.quick else 2,
+        }
         result = run_child(spec, args.timeout)
         out[dtype] = result.get("gflops", float("nan"))
     return out
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("case", "code", "device", "dtype", "time s", "noise", "cpu s", "peak GB", "GFLOP",
-            "GFLOP/s", "eff.", "time/ours", "mem/ours")
+    head = (
+        "case",
+        "code",
+        "device",
+        "dtype",
+        "time s",
+        "noise",
+        "cpu s",
+        "peak GB",
+        "GFLOP",
+        "GFLOP/s",
+        "eff.",
+        "time/ours",
+        "mem/ours",
+    )
     lines = [head]
     for r in rows:
         if "error" in r:
@@ -441,48 +523,95 @@ def format_table(rows: list[dict]) -> str:
         noise = f"{100 * r['noise']:.0f}%" if r["noise"] is not None else ""
         eff = f"{100 * r['efficiency']:.0f}%" if r.get("efficiency") is not None else ""
         versus = [f"{r[k]:.2f}" if k in r else "" for k in ("time_vs_ours", "memory_vs_ours")]
-        lines.append((r["case"], r["code"], r["device"], r["dtype"], f"{r['time_s']:.3f}",
-                      noise, f"{r['cpu_s']:.2f}", f"{r['peak_memory_mb'] / 1024:.2f}",
-                      f"{r['gflop']:.1f}", f"{r['gflop_per_s']:.0f}", eff, *versus))
+        lines.append(
+            (
+                r["case"],
+                r["code"],
+                r["device"],
+                r["dtype"],
+                f"{r['time_s']:.3f}",
+                noise,
+                f"{r['cpu_s']:.2f}",
+                f"{r['peak_memory_mb'] / 1024:.2f}",
+                f"{r['gflop']:.1f}",
+                f"{r['gflop_per_s']:.0f}",
+                eff,
+                *versus,
+            )
+        )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=None,
-                        help=f"comma-separated cases (default: {','.join(DEFAULT_CASES)})")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"only {','.join(QUICK_CASES)}, one run of one repetition each")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cases", default=None, help=f"comma-separated cases (default: {','.join(DEFAULT_CASES)})"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"only {','.join(QUICK_CASES)}, one run of one repetition each",
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--dtypes", default=None,
-                        help="comma-separated among fp32,bf16,fp16 (default: fp32,bf16 on the "
-                             "CPU, fp32,bf16,fp16 on CUDA)")
+    parser.add_argument(
+        "--dtypes",
+        default=None,
+        help="comma-separated among fp32,bf16,fp16 (default: fp32,bf16 on the "
+        "CPU, fp32,bf16,fp16 on CUDA)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads per case")
     parser.add_argument("--ngf", type=int, default=64, help="network width (64 released)")
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per process")
-    parser.add_argument("--runs", type=int, default=2,
-                        help="processes per case (the second one gives the noise)")
+    parser.add_argument(
+        "--runs", type=int, default=2, help="processes per case (the second one gives the noise)"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per process")
-    parser.add_argument("--authors", default=None, metavar="PATH",
-                        help="also run the float32 cases with the authors' released code "
-                             "from this checkout of github.com/Ysz2022/NeRCo")
-    parser.add_argument("--baseline", default=None, metavar="PATH",
-                        help="also run every case with this other checkout of NeRCo (ours)")
-    parser.add_argument("--images", type=int, default=None,
-                        help="folder cases: photos in the folder (default 8, 200 with -standin)")
-    parser.add_argument("--batch_size", type=int, default=1,
-                        help="folder cases: test.py --batch_size")
-    parser.add_argument("--io_threads", type=int, default=0,
-                        help="folder cases: test.py --num_threads (0: its default)")
-    parser.add_argument("--standin_ms", type=float, default=None,
-                        help="folder-*-standin: the stand-in network's delay per batch "
-                             "(default: the I/O time per image measured in the same run)")
-    parser.add_argument("--memory_images", default="",
-                        help="folder-*-standin: also the peak memory over folders of these "
-                             "sizes, each in a fresh process, e.g. 10,1000")
+    parser.add_argument(
+        "--authors",
+        default=None,
+        metavar="PATH",
+        help="also run the float32 cases with the authors' released code "
+        "from this checkout of github.com/Ysz2022/NeRCo",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="also run every case with this other checkout of NeRCo (ours)",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="folder cases: photos in the folder (default 8, 200 with -standin)",
+    )
+    parser.add_argument(
+        "--batch_size", type=int, default=1, help="folder cases: test.py --batch_size"
+    )
+    parser.add_argument(
+        "--io_threads",
+        type=int,
+        default=0,
+        help="folder cases: test.py --num_threads (0: its default)",
+    )
+    parser.add_argument(
+        "--standin_ms",
+        type=float,
+        default=None,
+        help="folder-*-standin: the stand-in network's delay per batch "
+        "(default: the I/O time per image measured in the same run)",
+    )
+    parser.add_argument(
+        "--memory_images",
+        default="",
+        help="folder-*-standin: also the peak memory over folders of these "
+        "sizes, each in a fresh process, e.g. 10,1000",
+    )
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -498,8 +627,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.runs, args.reps = 1, 1
-    cases = (args.cases.split(",") if args.cases else
-             list(QUICK_CASES if args.quick else DEFAULT_CASES))
+    cases = (
+        args.cases.split(",") if args.cases else list(QUICK_CASES if args.quick else DEFAULT_CASES)
+    )
     for name in cases:
         parse_case(name)
     if args.dtypes:
@@ -513,11 +643,20 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     for option, path in (("--authors", args.authors), ("--baseline", args.baseline)):
-        if path and not (Path(path) / "models" if option == "--authors"
-                         else Path(path) / "nerco").is_dir():
-            raise SystemExit(f"benchmark: {option} {path}: not a checkout of "
-                             + ("github.com/Ysz2022/NeRCo (no models/)" if option == "--authors"
-                                else "this repository (no nerco/)"))
+        if (
+            path
+            and not (
+                Path(path) / "models" if option == "--authors" else Path(path) / "nerco"
+            ).is_dir()
+        ):
+            raise SystemExit(
+                f"benchmark: {option} {path}: not a checkout of "
+                + (
+                    "github.com/Ysz2022/NeRCo (no models/)"
+                    if option == "--authors"
+                    else "this repository (no nerco/)"
+                )
+            )
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmark: --device cuda but CUDA is not available")
     folder_cases = [name for name in cases if name.startswith("folder-")]
@@ -543,24 +682,36 @@ def main(argv: list[str] | None = None) -> int:
             row["machine_gflop_per_s"] = throughput[row["dtype"]]
             row["efficiency"] = row["gflop_per_s"] / throughput[row["dtype"]]
     result = {
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
-                    "torch": torch.__version__, "device": args.device,
-                    "cuda_device": (torch.cuda.get_device_name() if args.device == "cuda"
-                                    else None),
-                    "threads": args.threads,
-                    "conv_gflop_per_s_before": before, "conv_gflop_per_s_after": after},
-        "settings": {"ngf": args.ngf, "reps": args.reps, "runs": args.runs,
-                     "authors": args.authors, "baseline": args.baseline},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "cuda_device": (torch.cuda.get_device_name() if args.device == "cuda" else None),
+            "threads": args.threads,
+            "conv_gflop_per_s_before": before,
+            "conv_gflop_per_s_after": after,
+        },
+        "settings": {
+            "ngf": args.ngf,
+            "reps": args.reps,
+            "runs": args.runs,
+            "authors": args.authors,
+            "baseline": args.baseline,
+        },
         "issue_gflop_600x400": ISSUE_GFLOP_600x400,
-        "authors_as_issue_6_measured": {k: {"time_s": t, "peak_gb": g}
-                                        for k, (t, g) in AUTHORS_ISSUE.items()},
+        "authors_as_issue_6_measured": {
+            k: {"time_s": t, "peak_gb": g} for k, (t, g) in AUTHORS_ISSUE.items()
+        },
         "results": rows,
         "folder": folder_rows,
     }
     print()
     print(format_table(rows))
-    print("machine conv throughput (GFLOP/s): "
-          + ", ".join(f"{d} {before[d]:.0f} before / {after[d]:.0f} after" for d in dtypes))
+    print(
+        "machine conv throughput (GFLOP/s): "
+        + ", ".join(f"{d} {before[d]:.0f} before / {after[d]:.0f} after" for d in dtypes)
+    )
     return finish(result, args, rows + folder_rows)
 
 
@@ -571,7 +722,7 @@ def measure_folders(names: list[str], dtypes: list[str], args) -> list[dict]:
 
     rows = []
     for name in names:
-        for dtype in (["fp32"] if name.endswith("-standin") else dtypes):
+        for dtype in ["fp32"] if name.endswith("-standin") else dtypes:
             rows += measure(name, args.device, dtype, args, run_child)
     if rows:
         print(format_rows(rows), flush=True)

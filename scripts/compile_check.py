@@ -77,6 +77,7 @@ def enhance_case(device: torch.device, dtype: str, args) -> dict:
         def step():
             with torch.inference_mode():
                 return module(x)
+
         return step
 
     compile_s = _first_call(run(compiled), device)
@@ -85,9 +86,13 @@ def enhance_case(device: torch.device, dtype: str, args) -> dict:
     compiled_times = _time(run(compiled), device, args.reps)
     with torch.inference_mode():
         diff = (eager(x) - compiled(x)).abs().max().item()
-    return {"eager_s": statistics.median(eager_times),
-            "compiled_s": statistics.median(compiled_times), "first_compiled_call_s": compile_s,
-            "max_abs_diff": diff, "max_diff_levels": diff * 127.5}
+    return {
+        "eager_s": statistics.median(eager_times),
+        "compiled_s": statistics.median(compiled_times),
+        "first_compiled_call_s": compile_s,
+        "max_abs_diff": diff,
+        "max_diff_levels": diff * 127.5,
+    }
 
 
 def train_case(device: torch.device, dtype: str, args) -> dict:
@@ -102,8 +107,13 @@ def train_case(device: torch.device, dtype: str, args) -> dict:
     models = []
     for _ in range(2):
         torch.manual_seed(1)
-        models.append(NeRCoModel(Architecture(ngf=args.ngf, ndf=args.ngf),
-                                 CLIPTerm(copy.deepcopy(clip)), amp=AMP[dtype]).to(device))
+        models.append(
+            NeRCoModel(
+                Architecture(ngf=args.ngf, ndf=args.ngf),
+                CLIPTerm(copy.deepcopy(clip)),
+                amp=AMP[dtype],
+            ).to(device)
+        )
     eager, compiled = models
     for group in (compiled.generators, compiled.discriminators):
         for name in list(group.keys()):
@@ -128,21 +138,27 @@ def train_case(device: torch.device, dtype: str, args) -> dict:
         losses[key] = model.optimize_parameters(real_A, real_B)
         if key == "compiled":
             compile_s = first
-    rel = {name: abs(losses["compiled"][name] - value) / max(abs(value), 1e-6)
-           for name, value in losses["eager"].items()}
+    rel = {
+        name: abs(losses["compiled"][name] - value) / max(abs(value), 1e-6)
+        for name, value in losses["eager"].items()
+    }
     eager_times = _time(step(eager), device, args.reps)
     compiled_times = _time(step(compiled), device, args.reps)
-    return {"eager_s": statistics.median(eager_times),
-            "compiled_s": statistics.median(compiled_times), "first_compiled_call_s": compile_s,
-            "max_rel_loss_diff": max(rel.values()),
-            "worst_loss": max(rel, key=rel.get)}
+    return {
+        "eager_s": statistics.median(eager_times),
+        "compiled_s": statistics.median(compiled_times),
+        "first_compiled_call_s": compile_s,
+        "max_rel_loss_diff": max(rel.values()),
+        "worst_loss": max(rel, key=rel.get),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtypes", default=None,
-                        help="comma-separated among fp32,bf16,fp16 (default fp32,bf16)")
+    parser.add_argument(
+        "--dtypes", default=None, help="comma-separated among fp32,bf16,fp16 (default fp32,bf16)"
+    )
     parser.add_argument("--cases", default="enhance,train", help="enhance, train or both")
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
@@ -168,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: v for k, v in row.items() if k != "traceback"}), flush=True)
             torch._dynamo.reset()
     if args.out:
-        Path(args.out).write_text(json.dumps({"torch": torch.__version__,
-                                              "settings": vars(args), "results": results},
-                                             indent=2) + "\n")
+        Path(args.out).write_text(
+            json.dumps(
+                {"torch": torch.__version__, "settings": vars(args), "results": results}, indent=2
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -18,8 +18,9 @@ from nerco.training.clip_term import CLIPTerm
 _TERMS: dict[tuple[int, bool], CLIPTerm] = {}  # the prompts encoded once per CLIP
 
 
-def small_clip_term(clip: nn.Module, normalize_input: bool = False,
-                    dtype: torch.dtype = torch.float32) -> CLIPTerm:
+def small_clip_term(
+    clip: nn.Module, normalize_input: bool = False, dtype: torch.dtype = torch.float32
+) -> CLIPTerm:
     """:class:`CLIPTerm` of ``clip`` (text features, logit scale) with a small, seeded,
     frozen image tower, in ``dtype``."""
     key = (id(clip), normalize_input)
@@ -28,8 +29,13 @@ def small_clip_term(clip: nn.Module, normalize_input: bool = False,
     term = copy.copy(_TERMS[key])
     with torch.random.fork_rng():  # the caller's random stream stays as it was
         torch.manual_seed(5)
-        tower = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                              nn.Flatten(), nn.Linear(8, term.text_features.shape[1]))
+        tower = nn.Sequential(
+            nn.Conv2d(3, 8, 8, stride=8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, term.text_features.shape[1]),
+        )
     term.visual = tower.to(dtype).eval().requires_grad_(False)
     term.text_features = term.text_features.to(dtype)
     term.logit_scale = term.logit_scale.to(dtype)

@@ -5,8 +5,24 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from pathlib import Path
 
-_VOID = {"meta", "link", "img", "input", "br", "hr", "source", "col", "area", "base", "wbr",
-         "line", "polygon", "path", "rect", "circle"}  # svg shapes are written self-closed
+_VOID = {
+    "meta",
+    "link",
+    "img",
+    "input",
+    "br",
+    "hr",
+    "source",
+    "col",
+    "area",
+    "base",
+    "wbr",
+    "line",
+    "polygon",
+    "path",
+    "rect",
+    "circle",
+}  # svg shapes are written self-closed
 
 
 class Node:
@@ -27,7 +43,8 @@ class Node:
                 continue
             want_class = attrs.get("cls")
             ok = (tag is None or child.tag == tag) and all(
-                child.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items() if k != "cls")
+                child.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items() if k != "cls"
+            )
             if want_class and want_class not in (child.attrs.get("class") or "").split():
                 ok = False
             if ok:

@@ -30,14 +30,19 @@ def record(monkeypatch) -> Counter:
 
         return wrapper
 
-    for module, part in ((nerco.networks.generator, "G trunk"), (nerco.networks.nrn, "Pre trunk"),
-                         (nerco.networks.mask_extractor, "H trunk")):
+    for module, part in (
+        (nerco.networks.generator, "G trunk"),
+        (nerco.networks.nrn, "Pre trunk"),
+        (nerco.networks.mask_extractor, "H trunk"),
+    ):
         monkeypatch.setattr(module, "run_inference", counting(part, module.run_inference))
     head, extractor = nerco.networks.nrn.NRNHead, nerco.networks.mask_extractor.MaskExtractor
-    monkeypatch.setattr(head, "_forward_in_bands",
-                        counting("Pre head", head._forward_in_bands))
-    monkeypatch.setattr(extractor, "_spatial_stats_in_bands",
-                        staticmethod(counting("H attention", extractor._spatial_stats_in_bands)))
+    monkeypatch.setattr(head, "_forward_in_bands", counting("Pre head", head._forward_in_bands))
+    monkeypatch.setattr(
+        extractor,
+        "_spatial_stats_in_bands",
+        staticmethod(counting("H attention", extractor._spatial_stats_in_bands)),
+    )
     return calls
 
 

@@ -55,5 +55,6 @@ def write_network_weights(folder: Path, label: str, names, seed: int = SEED) -> 
     folder.mkdir(parents=True, exist_ok=True)
     manifests = network_manifests()
     for name in names:
-        torch.save(synth_state_dict(manifests[name], seed, prefix=name),
-                   folder / f"{label}_net_{name}.pth")
+        torch.save(
+            synth_state_dict(manifests[name], seed, prefix=name), folder / f"{label}_net_{name}.pth"
+        )

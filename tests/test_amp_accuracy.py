@@ -19,7 +19,7 @@ def _photos(folder, count=2, size=(72, 56)):
     rng = np.random.default_rng(0)
     for i in range(count):
         # A dark, smooth picture (low light), with a little noise.
-        y, x = np.mgrid[0:size[1], 0:size[0]]
+        y, x = np.mgrid[0 : size[1], 0 : size[0]]
         base = 30 + 20 * np.sin(x / 9.0 + i)[..., None] * np.cos(y / 7.0)[..., None]
         pixels = np.clip(base + rng.normal(0, 3, (size[1], size[0], 3)), 0, 255)
         Image.fromarray(pixels.astype(np.uint8)).save(folder / f"p{i}.png")
@@ -29,8 +29,9 @@ def _photos(folder, count=2, size=(72, 56)):
 def test_bf16_figures_match_an_independent_computation(tmp_path, run_script):
     photos = _photos(tmp_path / "in")
     out = tmp_path / "amp.json"
-    proc = run_script("scripts/amp_accuracy.py", "--input", photos, "--ngf", "8",
-                      "--seed", "3", "--out", out)
+    proc = run_script(
+        "scripts/amp_accuracy.py", "--input", photos, "--ngf", "8", "--seed", "3", "--out", out
+    )
     result = json.loads(out.read_text())
     assert [r["image"] for r in result["per_image"]] == ["p0.png", "p1.png"]
     # The same networks, built here: float32 and bfloat16 autocast, as 8-bit images.
@@ -55,13 +56,15 @@ def test_bf16_figures_match_an_independent_computation(tmp_path, run_script):
     assert "bf16 vs float32 over 2 images" in proc.stdout
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--input", "missing_folder"), "--input missing_folder does not exist"),
-    (("--amp", "fp16"), "--amp fp16 needs --device cuda"),
-    (("--checkpoint_dir", "no_such_dir"), "checkpoint folder no_such_dir does not exist"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--input", "missing_folder"), "--input missing_folder does not exist"),
+        (("--amp", "fp16"), "--amp fp16 needs --device cuda"),
+        (("--checkpoint_dir", "no_such_dir"), "checkpoint folder no_such_dir does not exist"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, run_script, extra, message):
     photos = _photos(tmp_path / "in", count=1)
-    proc = run_script("scripts/amp_accuracy.py", "--input", photos, "--ngf", "4", *extra,
-                      expect=1)
+    proc = run_script("scripts/amp_accuracy.py", "--input", photos, "--ngf", "4", *extra, expect=1)
     assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -12,8 +12,9 @@ from conftest import ROOT, make_image
 
 from nerco.runtime import UserError
 
-_spec = importlib.util.spec_from_file_location("arrange_datasets",
-                                               ROOT / "scripts" / "arrange_datasets.py")
+_spec = importlib.util.spec_from_file_location(
+    "arrange_datasets", ROOT / "scripts" / "arrange_datasets.py"
+)
 arrange_datasets = importlib.util.module_from_spec(_spec)
 sys.modules["arrange_datasets"] = arrange_datasets  # dataclasses look their module up
 _spec.loader.exec_module(arrange_datasets)
@@ -25,8 +26,9 @@ def _fake_lol(src):
     for folder, names in (("our485", ["2", "5", "7"]), ("eval15", ["1", "22"])):
         for light in ("low", "high"):
             for i, name in enumerate(names):
-                make_image(root / folder / light / f"{name}.png", (16, 12), seed=i,
-                           dark=light == "low")
+                make_image(
+                    root / folder / light / f"{name}.png", (16, 12), seed=i, dark=light == "low"
+                )
     (root / "our485" / "low" / "Thumbs.db").write_bytes(b"not an image")
     (src / "__MACOSX").mkdir()
     return root
@@ -67,8 +69,13 @@ def test_lsrw_symlink_both_cameras(tmp_path, nested):
     out = tmp_path / "LSRW"
     counts = arrange_datasets.arrange("lsrw", str(root), str(out), mode="symlink")
     assert counts == {"trainA": 5, "trainB": 5, "testA": 2, "testB": 2}
-    assert _names(out / "trainA") == ["Huawei_1.jpg", "Huawei_2.jpg", "Nikon_1.jpg",
-                                      "Nikon_2.jpg", "Nikon_3.jpg"]
+    assert _names(out / "trainA") == [
+        "Huawei_1.jpg",
+        "Huawei_2.jpg",
+        "Nikon_1.jpg",
+        "Nikon_2.jpg",
+        "Nikon_3.jpg",
+    ]
     assert _names(out / "testA") == _names(out / "testB") == ["Huawei_1.jpg", "Nikon_1.jpg"]
     link = out / "testB" / "Nikon_1.jpg"
     assert link.is_symlink() and os.path.isabs(os.readlink(link))
@@ -123,15 +130,37 @@ def test_wrong_sources(tmp_path):
 
 def test_command_line_errors_are_one_line(tmp_path):
     script = str(ROOT / "scripts" / "arrange_datasets.py")
-    proc = subprocess.run([sys.executable, script, "lsrw", "--src", str(tmp_path / "missing"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "lsrw",
+            "--src",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in out
     assert out.strip().count("\n") == 0 and out.startswith("error: --src")
     _fake_lol(tmp_path / "src")
-    proc = subprocess.run([sys.executable, script, "lol", "--src", str(tmp_path / "src"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "lol",
+            "--src",
+            str(tmp_path / "src"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "trainA 3, trainB 3, testA 2, testB 2" in proc.stdout

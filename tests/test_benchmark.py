@@ -10,22 +10,38 @@ from conftest import ROOT
 
 def test_benchmark_quick_tiny_cases(tmp_path, run_script) -> None:
     out = tmp_path / "bench.json"
-    proc = run_script("scripts/benchmark.py", "--quick", "--ngf", "4", "--threads", "1",
-                      "--cases", "infer-40x36,train-32,train-32-ckpt", "--dtypes", "fp32",
-                      "--baseline", ROOT, "--out", out)
+    proc = run_script(
+        "scripts/benchmark.py",
+        "--quick",
+        "--ngf",
+        "4",
+        "--threads",
+        "1",
+        "--cases",
+        "infer-40x36,train-32,train-32-ckpt",
+        "--dtypes",
+        "fp32",
+        "--baseline",
+        ROOT,
+        "--out",
+        out,
+    )
     result = json.loads(out.read_text())
     rows = [r for r in result["results"] if r["code"] == "ours"]
     assert [(r["case"], r["dtype"], r["checkpointing"]) for r in rows] == [
-        ("infer-40x36", "fp32", False), ("train-32", "fp32", False),
-        ("train-32-ckpt", "fp32", True)]
+        ("infer-40x36", "fp32", False),
+        ("train-32", "fp32", False),
+        ("train-32-ckpt", "fp32", True),
+    ]
     # The baseline (this same checkout here) gets a row per case, as a ratio to ours.
     baseline = [r for r in result["results"] if r["code"] == "baseline"]
     assert [r["case"] for r in baseline] == [r["case"] for r in rows]
     for theirs, ours in zip(baseline, rows):
         assert theirs["gflop"] == pytest.approx(ours["gflop"])
         assert theirs["time_vs_ours"] == pytest.approx(theirs["time_s"] / ours["time_s"])
-        assert theirs["memory_vs_ours"] == pytest.approx(theirs["peak_memory_mb"]
-                                                         / ours["peak_memory_mb"])
+        assert theirs["memory_vs_ours"] == pytest.approx(
+            theirs["peak_memory_mb"] / ours["peak_memory_mb"]
+        )
     for row in rows:
         assert "error" not in row, row.get("error")
         assert row["device"] == "cpu" and row["threads"] == 1 and row["ngf"] == 4
@@ -33,14 +49,14 @@ def test_benchmark_quick_tiny_cases(tmp_path, run_script) -> None:
         assert row["memory_kind"] == "peak_rss" and 100 < row["peak_memory_mb"] < 8000
         assert row["gflop"] > 0
         assert row["gflop_per_s"] == pytest.approx(row["gflop"] / row["time_s"])
-        assert row["efficiency"] == pytest.approx(row["gflop_per_s"]
-                                                  / row["machine_gflop_per_s"])
+        assert row["efficiency"] == pytest.approx(row["gflop_per_s"] / row["machine_gflop_per_s"])
     infer = rows[0]
     # FLOPs of the enhancer at 40x36, ngf 4, counted by hand: every convolution and the
     # NRN head's matrix products (Pre trunk + head, H without its Hm output, G_A).
     assert infer["gflop"] == pytest.approx(sum(infer["gflop_by_part"].values()))
     assert infer["gflop_by_part"]["NRN head"] == pytest.approx(
-        2 * 40 * 36 * (4 * 9 * 256 + 256 * 256 * 2 + 256 * 3) / 1e9)
+        2 * 40 * 36 * (4 * 9 * 256 + 256 * 256 * 2 + 256 * 3) / 1e9
+    )
     assert all(v > 0 for v in infer["gflop_by_part"].values())
     # Training counts forward and backward: far more than one enhancement.
     assert rows[1]["gflop"] > 3 * infer["gflop"] * 32 * 32 / (40 * 36)
@@ -80,5 +96,6 @@ def test_authors_cpu_port_refuses_unknown_code(tmp_path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("import torch\n")
     with pytest.raises(SystemExit, match="has no '.cuda\\(\\)'; --authors must be a checkout"):
-        benchmark._authors_model({"authors": str(tmp_path), "ngf": 64}, torch.device("cpu"),
-                                 train=True)
+        benchmark._authors_model(
+            {"authors": str(tmp_path), "ngf": 64}, torch.device("cpu"), train=True
+        )

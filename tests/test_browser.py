@@ -28,7 +28,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or sync_playwright is None,
     reason="chromium (Debian: apt install chromium) or playwright (pip install -r "
-           "requirements-dev.txt) is missing; the viewer is not checked in a browser")
+    "requirements-dev.txt) is missing; the viewer is not checked in a browser",
+)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -59,14 +60,17 @@ class Page:
         """Make the lazy thumbnails load, wait for all; {total, broken}."""
         self.js("() => document.querySelectorAll('img').forEach(i => { i.loading = 'eager'; })")
         self.page.wait_for_function(
-            "() => Array.from(document.images).every(i => i.complete)", timeout=30_000)
+            "() => Array.from(document.images).every(i => i.complete)", timeout=30_000
+        )
         return self.js("""() => ({total: document.images.length, broken: Array.from(
             document.images).filter(i => !(i.naturalWidth > 0))
             .map(i => i.getAttribute('src'))})""")
 
     def row_names(self) -> list[str]:
-        return self.js("() => Array.from(document.querySelectorAll('tbody tr'))"
-                       ".filter(r => !r.hidden).map(r => r.dataset.name)")
+        return self.js(
+            "() => Array.from(document.querySelectorAll('tbody tr'))"
+            ".filter(r => !r.hidden).map(r => r.dataset.name)"
+        )
 
     def panes(self) -> list[dict]:
         """Each large-view image: its scale and where the view centre falls in it."""
@@ -78,8 +82,9 @@ class Page:
 
     def check_clean(self) -> None:
         assert self.errors == []
-        assert self.requests and all(u.startswith("file://") for u in self.requests), \
-            [u for u in self.requests if not u.startswith("file://")]
+        assert self.requests and all(u.startswith("file://") for u in self.requests), [
+            u for u in self.requests if not u.startswith("file://")
+        ]
 
 
 def _report_page(tmp_path) -> tuple[Path, dict]:
@@ -89,16 +94,34 @@ def _report_page(tmp_path) -> tuple[Path, dict]:
     root = _methods(tmp_path / "runs dir #1", shape=(120, 160))
     for i, name in enumerate(("é 4", "10")):  # more rows, non-ASCII and numeric names
         gt = scene((120, 160), 7 + i)
-        for folder, image in (("gt", gt), ("low", gt // 5), ("good", gt), ("order", gt // 2),
-                              ("bad", 255 - gt)):
+        for folder, image in (
+            ("gt", gt),
+            ("low", gt // 5),
+            ("good", gt),
+            ("order", gt // 2),
+            ("bad", 255 - gt),
+        ):
             (root / folder).mkdir(exist_ok=True)
             Image.fromarray(image).save(root / folder / f"{name}.png")
     tiff = root / "gt" / "c.tif"  # browsers do not show TIFF: the page gets a PNG copy
     Image.open(root / "gt" / "c.png").save(tiff)
     (root / "gt" / "c.png").unlink()
     out = tmp_path / "report" / "r.json"
-    assert main([*_preds(root), "--gt", str(root / "gt"), "--input", str(root / "low"),
-                 "--html", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *_preds(root),
+                "--gt",
+                str(root / "gt"),
+                "--input",
+                str(root / "low"),
+                "--html",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out.with_name("index.html"), json.loads(out.read_text())
 
 
@@ -131,8 +154,10 @@ def test_report_page_sort_filter_large_view(browser, tmp_path):
 
     first = page.row_names()[0]
     page.page.click(f"tbody tr[data-name='{first}'] td[data-c='2'] img")
-    page.page.wait_for_function("() => Array.from(document.querySelectorAll('#lv img'))"
-                                ".every(i => i.complete && i.naturalWidth > 0)")
+    page.page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#lv img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     before = page.panes()
     assert len(before) == 5 and all(p["loaded"] for p in before)
     box = page.page.locator("#lv .pane .view").nth(3).bounding_box()
@@ -151,8 +176,10 @@ def test_report_page_sort_filter_large_view(browser, tmp_path):
     page.page.mouse.up()
     dragged = page.panes()
     assert dragged[0]["u"] < after[0]["u"]
-    assert all((p["u"], p["v"]) == pytest.approx((dragged[0]["u"], dragged[0]["v"]), abs=1e-3)
-               for p in dragged)
+    assert all(
+        (p["u"], p["v"]) == pytest.approx((dragged[0]["u"], dragged[0]["v"]), abs=1e-3)
+        for p in dragged
+    )
 
     names = page.row_names()
     lv_name = "() => document.querySelector('#lv .name').textContent"
@@ -176,11 +203,13 @@ def test_report_page_sort_filter_large_view(browser, tmp_path):
     page.page.mouse.down()
     page.page.mouse.move(x0 - 200, handle["y"] + handle["height"] / 2, steps=4)
     page.page.mouse.up()
-    assert float(page.js(split).split()[-1].rstrip("px)")) == pytest.approx(x0 - 200 -
-           page.page.locator("#lv .view").bounding_box()["x"], abs=2)
+    assert float(page.js(split).split()[-1].rstrip("px)")) == pytest.approx(
+        x0 - 200 - page.page.locator("#lv .view").bounding_box()["x"], abs=2
+    )
     page.page.select_option("#lv select[data-side='b']", "ground truth")
-    assert page.js("() => Array.from(document.querySelectorAll('#lv .view img'))"
-                   ".map(i => i.alt)") == ["input", "ground truth"]
+    assert page.js(
+        "() => Array.from(document.querySelectorAll('#lv .view img')).map(i => i.alt)"
+    ) == ["input", "ground truth"]
     page.page.screenshot(path=str(tmp_path / "viewer_slider.png"))
     page.page.keyboard.press("s")
     page.page.screenshot(path=str(tmp_path / "viewer_large.png"))
@@ -201,16 +230,32 @@ def test_test_py_gt_page(browser, tmp_path, run_script):
     make_image(photos / "p2.tif", (20, 24), seed=2, dark=True)  # not shown by browsers
     make_image(truth / "p1.png", (28, 20), seed=3)
     make_image(truth / "p2.png", (20, 24), seed=4)
-    run_script("test.py", "--name", "m", "--checkpoints_dir", tmp_path / "saves", "--gpu_ids",
-               "-1", "--input", photos, "--output", out, "--gt", truth)
+    run_script(
+        "test.py",
+        "--name",
+        "m",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        "--gpu_ids",
+        "-1",
+        "--input",
+        photos,
+        "--output",
+        out,
+        "--gt",
+        truth,
+    )
     scores = json.loads((out / "scores.json").read_text())
     assert [e["name"] for e in scores["per_image"]] == ["p1", "p2"]
     page = Page(browser, out / "index.html")
     assert page.load_every_image() == {"total": 6, "broken": []}
-    assert page.js("() => Array.from(document.querySelectorAll('thead th[data-label]'))"
-                   ".map(t => t.dataset.label)") == ["input", "NeRCo", "ground truth"]
-    psnr = page.js("() => Array.from(document.querySelectorAll('tbody [data-m=psnr]'))"
-                   ".map(s => +s.dataset.v)")
+    assert page.js(
+        "() => Array.from(document.querySelectorAll('thead th[data-label]'))"
+        ".map(t => t.dataset.label)"
+    ) == ["input", "NeRCo", "ground truth"]
+    psnr = page.js(
+        "() => Array.from(document.querySelectorAll('tbody [data-m=psnr]')).map(s => +s.dataset.v)"
+    )
     assert psnr == pytest.approx([e["psnr"] for e in scores["per_image"]], rel=1e-12)
     page.check_clean()
 
@@ -224,25 +269,35 @@ def test_training_page_steps_through_epochs(browser, tmp_path):
     from nerco.training.loop import VISUAL_NAMES
     from nerco.training.trainer import Trainer
 
-    trainer = SimpleNamespace(web_dir=str(tmp_path / "web"), web_epochs=[],
-                              opt=SimpleNamespace(name="tiny", display_winsize=96))
+    trainer = SimpleNamespace(
+        web_dir=str(tmp_path / "web"),
+        web_epochs=[],
+        opt=SimpleNamespace(name="tiny", display_winsize=96),
+    )
     for epoch in (1, 2, 3):
         gen = torch.Generator().manual_seed(epoch)
-        trainer.model = SimpleNamespace(visuals={
-            name: torch.rand(1, 1 if name == "mask" else 3, 24, 32, generator=gen) * 2 - 1
-            for name in VISUAL_NAMES})
+        trainer.model = SimpleNamespace(
+            visuals={
+                name: torch.rand(1, 1 if name == "mask" else 3, 24, 32, generator=gen) * 2 - 1
+                for name in VISUAL_NAMES
+            }
+        )
         Trainer.save_visuals(trainer, epoch)
     page = Page(browser, tmp_path / "web" / "index.html")
     assert page.load_every_image() == {"total": 27, "broken": []}
     assert page.row_names() == ["epoch [3]", "epoch [2]", "epoch [1]"]
-    assert page.js("() => Array.from(document.querySelectorAll('thead th[data-label]'))"
-                   ".map(t => t.dataset.label)") == list(VISUAL_NAMES)
+    assert page.js(
+        "() => Array.from(document.querySelectorAll('thead th[data-label]'))"
+        ".map(t => t.dataset.label)"
+    ) == list(VISUAL_NAMES)
     page.page.click("tbody tr[data-name='epoch [3]'] td[data-c='4'] img")  # fake_B
     assert len(page.panes()) == 9
     page.page.keyboard.press("ArrowRight")
     assert page.js("() => document.querySelector('#lv .name').textContent") == "epoch [2]"
-    page.page.wait_for_function("() => Array.from(document.querySelectorAll('#lv img'))"
-                                ".every(i => i.complete && i.naturalWidth > 0)")
+    page.page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('#lv img'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.page.mouse.move(640, 400)
     page.page.mouse.wheel(0, -300)
     page.page.wait_for_timeout(100)
@@ -258,19 +313,27 @@ def test_thousand_images_load_lazily(browser, tmp_path):
     rows = []
     for i in range(1000):
         make_image(tmp_path / "img" / f"{i}.png", (48, 32), seed=i)
-        rows.append({"name": str(i), "images": {"input": f"img/{i}.png",
-                                                "NeRCo": f"img/{999 - i}.png"},
-                     "scores": {"PSNR": float(i % 37)}})
-    page = Page(browser, write_comparison_page(tmp_path, "1000", rows, ["input", "NeRCo"],
-                                               score_columns=["PSNR"]))
+        rows.append(
+            {
+                "name": str(i),
+                "images": {"input": f"img/{i}.png", "NeRCo": f"img/{999 - i}.png"},
+                "scores": {"PSNR": float(i % 37)},
+            }
+        )
+    page = Page(
+        browser,
+        write_comparison_page(tmp_path, "1000", rows, ["input", "NeRCo"], score_columns=["PSNR"]),
+    )
     loaded = "() => Array.from(document.images).filter(i => i.complete && i.naturalWidth).length"
     page.page.wait_for_timeout(300)
     assert page.js("() => document.images.length") == 2000
     assert page.js(loaded) < 300  # only the rows near the top
     page.js("() => window.scrollTo(0, document.body.scrollHeight)")
-    page.page.wait_for_function("() => { const r = document.querySelector('tbody tr:last-child');"
-                                " return Array.from(r.querySelectorAll('img')).every("
-                                "i => i.complete && i.naturalWidth > 0); }")
+    page.page.wait_for_function(
+        "() => { const r = document.querySelector('tbody tr:last-child');"
+        " return Array.from(r.querySelectorAll('img')).every("
+        "i => i.complete && i.naturalWidth > 0); }"
+    )
     page.page.click("thead tr.mean button[data-m='PSNR']")
     names = page.row_names()
     assert [int(n) % 37 for n in names] == sorted(int(n) % 37 for n in names)
@@ -284,14 +347,18 @@ def test_the_checks_can_fail(browser, tmp_path):
     from nerco.evaluation.pages import write_comparison_page
 
     make_image(tmp_path / "there.png")
-    index = write_comparison_page(tmp_path, "t", [{"name": "x", "images": {
-        "a": "there.png", "b": "gone.png"}}], ["a", "b"])
+    index = write_comparison_page(
+        tmp_path, "t", [{"name": "x", "images": {"a": "there.png", "b": "gone.png"}}], ["a", "b"]
+    )
     text = index.read_text(encoding="utf-8")
-    index.write_text(text.replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'),
-                     encoding="utf-8")
+    index.write_text(
+        text.replace("</body>", '<img src="http://127.0.0.1:9/x.png"></body>'), encoding="utf-8"
+    )
     page = Page(browser, index)
-    assert page.load_every_image() == {"total": 3, "broken": ["gone.png",
-                                                              "http://127.0.0.1:9/x.png"]}
+    assert page.load_every_image() == {
+        "total": 3,
+        "broken": ["gone.png", "http://127.0.0.1:9/x.png"],
+    }
     with pytest.raises(AssertionError):
         page.check_clean()
     assert any(u.startswith("http://") for u in page.requests) and page.errors

@@ -80,7 +80,8 @@ def test_a_kill_at_any_step_leaves_the_old_or_the_new_set(tmp_path, monkeypatch)
         manifest = verify_set(str(folder), "latest")
         assert manifest["total_iters"] == int(version)
         assert sorted(p.name for p in folder.iterdir()) == sorted(
-            [*NAMES, "latest_checkpoint.json"])
+            [*NAMES, "latest_checkpoint.json"]
+        )
         k += 1
     assert steps >= 2 * len(NAMES)  # every file written and moved: each was a kill point
 
@@ -109,8 +110,12 @@ save_set(folder, "latest", _files(2.0), {{"total_iters": 2}})
 def test_sigkill_in_the_middle_of_a_save(tmp_path, phase, expected):
     script = _KILL_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"))
     folder = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-c", script, str(folder), phase],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(folder), phase],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     # Killed while writing: the old set; killed while moving files into place: the new one,
     # whole, for readers at once and on the final names once the writer recovers.
@@ -136,8 +141,7 @@ def test_a_file_from_another_save_is_refused(tmp_path):
 def test_files_without_a_manifest_load_as_before(tmp_path):
     """The authors' released checkpoints: plain state_dicts, no manifest."""
     torch.save({"w": torch.ones(3)}, tmp_path / "latest_net_G_A.pth")
-    assert torch.equal(read_state_dict(str(tmp_path / "latest_net_G_A.pth"))["w"],
-                       torch.ones(3))
+    assert torch.equal(read_state_dict(str(tmp_path / "latest_net_G_A.pth"))["w"], torch.ones(3))
     assert verify_set(str(tmp_path), "latest") is None
 
 
@@ -149,8 +153,10 @@ def test_manifest_lists_sizes_and_digests(tmp_path):
     assert on_disk == manifest and on_disk["epoch"] == 7 and on_disk["total_iters"] == 70
     for name in NAMES:
         data = (tmp_path / name).read_bytes()
-        assert on_disk["files"][name] == {"bytes": len(data),
-                                          "sha256": hashlib.sha256(data).hexdigest()}
+        assert on_disk["files"][name] == {
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
 
 
 def test_disk_full_while_writing_leaves_the_previous_set(tmp_path, monkeypatch):
@@ -176,8 +182,9 @@ def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
     save_set(str(tmp_path), "latest", _files(1.0), {"total_iters": 1})
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(shutil, "disk_usage",
-                        lambda _path: usage._replace(free=checkpoint_set.FREE_SPACE_MARGIN))
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda _path: usage._replace(free=checkpoint_set.FREE_SPACE_MARGIN)
+    )
     with pytest.raises(SaveFailed, match="not enough free disk space") as info:
         save_set(str(tmp_path), "latest", _files(2.0), {"total_iters": 2})
     assert "GB are free" in str(info.value)
@@ -185,8 +192,11 @@ def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
 
 
 def test_tensor_bytes_counts_nested_tensors():
-    state = {"a": torch.zeros(10), "b": [torch.zeros(2, 3, dtype=torch.float16), 5],
-             "c": {"d": (torch.zeros(4, dtype=torch.int64),)}}
+    state = {
+        "a": torch.zeros(10),
+        "b": [torch.zeros(2, 3, dtype=torch.float16), 5],
+        "c": {"d": (torch.zeros(4, dtype=torch.int64),)},
+    }
     assert checkpoint_set.tensor_bytes(state) == 40 + 12 + 32
 
 
@@ -199,8 +209,12 @@ def test_label_of_every_kind_of_file():
 
 
 def test_dropping_a_state_keeps_the_set_verifiable(tmp_path):
-    save_set(str(tmp_path), 3, {"3_net_G_A.pth": {"w": torch.ones(2)},
-                                "3_train_state.pth": {"s": torch.ones(2)}}, {})
+    save_set(
+        str(tmp_path),
+        3,
+        {"3_net_G_A.pth": {"w": torch.ones(2)}, "3_train_state.pth": {"s": torch.ones(2)}},
+        {},
+    )
     checkpoint_set.drop_file(str(tmp_path), 3, "3_train_state.pth")
     assert not (tmp_path / "3_train_state.pth").exists()
     assert list(verify_set(str(tmp_path), 3)["files"]) == ["3_net_G_A.pth"]
@@ -225,12 +239,24 @@ def test_pruning_takes_every_numbered_label_and_nothing_else(tmp_path):
     from nerco.training.resume import prune_states
 
     for label in ("3", "iter_40", "iter_50", "latest", "best"):
-        save_set(str(tmp_path), label, {f"{label}_net_G_A.pth": {"w": torch.ones(1)},
-                                        f"{label}_train_state.pth": {"s": torch.ones(1)}}, {})
-    assert sorted(prune_states(str(tmp_path), "iter_50")) == ["3_train_state.pth",
-                                                              "iter_40_train_state.pth"]
+        save_set(
+            str(tmp_path),
+            label,
+            {
+                f"{label}_net_G_A.pth": {"w": torch.ones(1)},
+                f"{label}_train_state.pth": {"s": torch.ones(1)},
+            },
+            {},
+        )
+    assert sorted(prune_states(str(tmp_path), "iter_50")) == [
+        "3_train_state.pth",
+        "iter_40_train_state.pth",
+    ]
     assert sorted(p.name for p in tmp_path.glob("*_train_state.pth")) == [
-        "best_train_state.pth", "iter_50_train_state.pth", "latest_train_state.pth"]
+        "best_train_state.pth",
+        "iter_50_train_state.pth",
+        "latest_train_state.pth",
+    ]
     assert len(list(tmp_path.glob("*_net_G_A.pth"))) == 5
     for label in ("3", "iter_40"):
         assert verify_set(str(tmp_path), label) is not None  # the manifest lost the state

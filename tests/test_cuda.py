@@ -77,8 +77,11 @@ def _models(amp: str | None, ngf: int = 16, checkpointing: bool = False):
     for device, options in (("cpu", {}), ("cuda", {"amp": amp, "checkpointing": checkpointing})):
         term = CLIPTerm(copy.deepcopy(clip).to(device), normalize_input=True)  # paper: §8.5
         torch.manual_seed(1)  # the same initial weights for both
-        models.append(NeRCoModel(Architecture(ngf=ngf, ndf=ngf), term, objective="paper",
-                                 pool_size=4, **options).to(device))
+        models.append(
+            NeRCoModel(
+                Architecture(ngf=ngf, ndf=ngf), term, objective="paper", pool_size=4, **options
+            ).to(device)
+        )
     return tuple(models)
 
 
@@ -86,8 +89,7 @@ def _iterations(model, device, real_A, real_B, count: int) -> list[dict[str, flo
     import random
 
     random.seed(3)  # the pools draw from Python's generator
-    return [model.optimize_parameters(real_A.to(device), real_B.to(device))
-            for _ in range(count)]
+    return [model.optimize_parameters(real_A.to(device), real_B.to(device)) for _ in range(count)]
 
 
 def _first_step(model, device, real_A, real_B) -> tuple[dict[str, float], dict]:
@@ -98,9 +100,14 @@ def _first_step(model, device, real_A, real_B) -> tuple[dict[str, float], dict]:
         optimizer = getattr(model, name)
 
         def step(*args, _name=name, _opt=optimizer, _step=optimizer.step, **kwargs):
-            grads[_name] = torch.cat([p.grad.detach().float().flatten().cpu()
-                                      for group in _opt.param_groups for p in group["params"]
-                                      if p.grad is not None])
+            grads[_name] = torch.cat(
+                [
+                    p.grad.detach().float().flatten().cpu()
+                    for group in _opt.param_groups
+                    for p in group["params"]
+                    if p.grad is not None
+                ]
+            )
             return _step(*args, **kwargs)
 
         optimizer.step = step
@@ -108,14 +115,22 @@ def _first_step(model, device, real_A, real_B) -> tuple[dict[str, float], dict]:
 
 
 def _assert_losses_close(got: dict, want: dict, rtol: float, atol: float) -> None:
-    bad = {name: (got[name], want[name]) for name in want
-           if abs(got[name] - want[name]) > rtol * abs(want[name]) + atol}
+    bad = {
+        name: (got[name], want[name])
+        for name in want
+        if abs(got[name] - want[name]) > rtol * abs(want[name]) + atol
+    }
     assert not bad, f"losses off by more than rtol {rtol}, atol {atol}: {bad}"
 
 
-@pytest.mark.parametrize("amp,tf32,rtol,atol,cosine", [
-    (None, False, 1e-4, 1e-6, 0.9999), (None, True, 1e-2, 1e-4, 0.999),
-    ("bf16", True, 3e-2, 1e-3, 0.85)])
+@pytest.mark.parametrize(
+    "amp,tf32,rtol,atol,cosine",
+    [
+        (None, False, 1e-4, 1e-6, 0.9999),
+        (None, True, 1e-2, 1e-4, 0.999),
+        ("bf16", True, 3e-2, 1e-3, 0.85),
+    ],
+)
 def test_training_step_on_cuda_matches_the_cpu(amp, tf32, rtol, atol, cosine):
     """The first iteration's losses (the forward) and the gradients of both steps (the
     backward). Later iterations are not compared under TF32 or bf16: Adam's first update,
@@ -163,8 +178,10 @@ def test_fp16_training_scales_losses_and_takes_steps():
     # Skipped steps halve the scale; taken ones leave it. Over 12 iterations (24 steps of
     # the one scaler: G and D) it must have settled below 2^16 and the weights moved.
     assert scaler.get_scale() < 2.0**16
-    moved = any(not torch.equal(p.detach().cpu(), initial[n])
-                for n, p in cuda.generators["G_A"].named_parameters())
+    moved = any(
+        not torch.equal(p.detach().cpu(), initial[n])
+        for n, p in cuda.generators["G_A"].named_parameters()
+    )
     assert moved, "fp16: every optimiser step was skipped"
 
 
@@ -183,8 +200,10 @@ def test_checkpointing_on_cuda_gives_the_same_losses_with_less_memory(fp32_exact
     (plain, plain_peak), (ckpt, ckpt_peak) = results[False], results[True]
     for have, want in zip(ckpt, plain):
         _assert_losses_close(have, want, 1e-4, 1e-6)
-    print(f"peak CUDA memory at 256², ngf 32: plain {plain_peak / 2**30:.2f} GiB, "
-          f"--checkpointing {ckpt_peak / 2**30:.2f} GiB")
+    print(
+        f"peak CUDA memory at 256², ngf 32: plain {plain_peak / 2**30:.2f} GiB, "
+        f"--checkpointing {ckpt_peak / 2**30:.2f} GiB"
+    )
     assert ckpt_peak < 0.7 * plain_peak
 
 
@@ -229,7 +248,8 @@ def test_mixed_precision_enhancement_on_cuda_is_within_a_few_levels(amp):
     assert got.dtype == torch.float32 and torch.isfinite(got).all()
     levels = ((got - want).abs() * 127.5).flatten()
     assert levels.mean() < 1.5 and torch.quantile(levels, 0.99) < 6, (
-        f"{amp}: mean {levels.mean():.2f}, p99 {torch.quantile(levels, 0.99):.2f} levels")
+        f"{amp}: mean {levels.mean():.2f}, p99 {torch.quantile(levels, 0.99):.2f} levels"
+    )
 
 
 def test_4k_photo_enhances_in_bf16_within_memory():
@@ -248,9 +268,28 @@ def test_4k_photo_enhances_in_bf16_within_memory():
 
 
 # ------------------------------------------------------------------ command lines
-TRAIN = ["--ngf", "8", "--ndf", "8", "--gpu_ids", "0", "--num_threads", "0",
-         "--display_id", "0", "--clip_weights", "random", "--load_size", "68",
-         "--crop_size", "64", "--print_freq", "1", "--pool_size", "2"]
+TRAIN = [
+    "--ngf",
+    "8",
+    "--ndf",
+    "8",
+    "--gpu_ids",
+    "0",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--clip_weights",
+    "random",
+    "--load_size",
+    "68",
+    "--crop_size",
+    "64",
+    "--print_freq",
+    "1",
+    "--pool_size",
+    "2",
+]
 
 
 @pytest.fixture()
@@ -263,15 +302,36 @@ def train_data(tmp_path) -> Path:
 
 
 def _torchrun(*args) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            "1", str(ROOT / "train.py"), *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "1",
+        str(ROOT / "train.py"),
+        *map(str, args),
+    ]
 
 
 def test_torchrun_nccl_without_seed(train_data, tmp_path):
     """The README's torchrun command (no --seed): the seed is broadcast over NCCL; data
     workers with pinned memory feed the GPU."""
-    cmd = _torchrun("--dataroot", train_data, "--checkpoints_dir", tmp_path, "--name", "nccl",
-                    "--n_epochs", "1", "--n_epochs_decay", "1", *TRAIN, "--num_threads", "2")
+    cmd = _torchrun(
+        "--dataroot",
+        train_data,
+        "--checkpoints_dir",
+        tmp_path,
+        "--name",
+        "nccl",
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "1",
+        *TRAIN,
+        "--num_threads",
+        "2",
+    )
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (tmp_path / "nccl" / "train.log").read_text()
@@ -281,8 +341,9 @@ def test_torchrun_nccl_without_seed(train_data, tmp_path):
 
 def _run_until(cmd: list[str], ready, timeout: float = 240) -> tuple[int, str]:
     """Start ``cmd``, send SIGTERM once ``ready()`` holds, return (exit status, output)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.time() + timeout
         while time.time() < deadline and proc.poll() is None and not ready():
@@ -298,17 +359,32 @@ def _run_until(cmd: list[str], ready, timeout: float = 240) -> tuple[int, str]:
 
 def test_sigterm_under_torchrun_saves_a_resumable_latest(train_data, tmp_path):
     run_dir = tmp_path / "term"
-    args = ["--dataroot", train_data, "--checkpoints_dir", tmp_path, "--name", "term",
-            "--n_epochs", "500", "--n_epochs_decay", "0", "--seed", "1", *TRAIN]
+    args = [
+        "--dataroot",
+        train_data,
+        "--checkpoints_dir",
+        tmp_path,
+        "--name",
+        "term",
+        "--n_epochs",
+        "500",
+        "--n_epochs_decay",
+        "0",
+        "--seed",
+        "1",
+        *TRAIN,
+    ]
     log = run_dir / "loss_log.jsonl"
-    status, out = _run_until(_torchrun(*args),
-                             lambda: log.is_file() and log.read_text().count("\n") >= 3)
+    status, out = _run_until(
+        _torchrun(*args), lambda: log.is_file() and log.read_text().count("\n") >= 3
+    )
     assert status != 0 and (run_dir / "latest_train_state.pth").is_file(), out[-3000:]
     done = log.read_text().count("\n")
     train_log = run_dir / "train.log"
     status, out = _run_until(
         [sys.executable, str(ROOT / "train.py"), *map(str, args), "--continue_train"],
-        lambda: "resuming epoch" in train_log.read_text())
+        lambda: "resuming epoch" in train_log.read_text(),
+    )
     assert status == 128 + signal.SIGTERM, out[-3000:]
     assert "resuming epoch" in train_log.read_text()
     assert log.read_text().count("\n") >= done  # the log goes on, nothing was lost
@@ -330,13 +406,31 @@ def test_test_py_batches_give_the_same_images(tmp_path):
     for batch in (1, 4):
         out = tmp_path / f"out{batch}"
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "test.py"), "--name", "m", "--checkpoints_dir",
-             str(tmp_path / "saves"), "--input", str(photos), "--output", str(out),
-             "--gpu_ids", "0", "--batch_size", str(batch)],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                str(ROOT / "test.py"),
+                "--name",
+                "m",
+                "--checkpoints_dir",
+                str(tmp_path / "saves"),
+                "--input",
+                str(photos),
+                "--output",
+                str(out),
+                "--gpu_ids",
+                "0",
+                "--batch_size",
+                str(batch),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        outputs[batch] = {p.name: np.asarray(Image.open(p), dtype=np.int16)
-                          for p in sorted(out.glob("*.png"))}
+        outputs[batch] = {
+            p.name: np.asarray(Image.open(p), dtype=np.int16) for p in sorted(out.glob("*.png"))
+        }
     assert sorted(outputs[1]) == sorted(outputs[4]) and len(outputs[1]) == 7
     for name, image in outputs[1].items():
         assert np.abs(outputs[4][name] - image).max() <= 1, name

@@ -53,8 +53,8 @@ def test_make_dataset_recursive_sorted_and_filtered(tmp_path):
     paths = make_dataset(root)
     assert paths == sorted(paths)
     assert [os.path.relpath(p, root) for p in paths] == sorted(
-        os.path.join(*r.split("/")) for r in
-        ["b.PNG", "a.jpg", "sub/z.Tiff", "sub/deeper/c.JPEG", "A/x.bmp"]
+        os.path.join(*r.split("/"))
+        for r in ["b.PNG", "a.jpg", "sub/z.Tiff", "sub/deeper/c.JPEG", "A/x.bmp"]
     )
     assert make_dataset(root, max_dataset_size=2) == paths[:2]
 
@@ -139,16 +139,20 @@ def _gradient(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.stack([x, y, 255 - x], -1).round().astype(np.uint8))
 
 
-@pytest.mark.parametrize("size, expected", [
-    ((60, 40), (48, 32)),    # width to 48, height kept in proportion
-    ((30, 90), (48, 144)),   # a tall image grows
-    ((96, 20), (48, 24)),    # proportion would give 10: crop_size is the least height
-    ((48, 30), (48, 30)),    # already 48 wide and tall enough: untouched
-])
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        ((60, 40), (48, 32)),  # width to 48, height kept in proportion
+        ((30, 90), (48, 144)),  # a tall image grows
+        ((96, 20), (48, 24)),  # proportion would give 10: crop_size is the least height
+        ((48, 30), (48, 30)),  # already 48 wide and tall enough: untouched
+    ],
+)
 def test_scale_width_scales_the_whole_image_to_the_width(size, expected):
     img = _gradient(*size)
-    out = get_transform(preprocess="scale_width", load_size=48, crop_size=24, no_flip=True,
-                        convert=False)(img)
+    out = get_transform(
+        preprocess="scale_width", load_size=48, crop_size=24, no_flip=True, convert=False
+    )(img)
     assert out.size == expected
     want = img if expected == size else img.resize(expected, Image.BICUBIC)
     assert np.array_equal(np.asarray(out), np.asarray(want))  # scaled, not cropped
@@ -157,15 +161,20 @@ def test_scale_width_scales_the_whole_image_to_the_width(size, expected):
 def test_scale_width_and_crop_cuts_from_the_width_scaled_image():
     img = _gradient(90, 60)
     scaled = np.asarray(img.resize((48, 32), Image.BICUBIC))
-    transform = get_transform(preprocess="scale_width_and_crop", load_size=48, crop_size=24,
-                              no_flip=True, convert=False)
+    transform = get_transform(
+        preprocess="scale_width_and_crop", load_size=48, crop_size=24, no_flip=True, convert=False
+    )
     corners = set()
     for seed in range(6):
         torch.manual_seed(seed)
         crop = np.asarray(transform(img))
         assert crop.shape == (24, 24, 3)
-        where = [(top, left) for top in range(32 - 24 + 1) for left in range(48 - 24 + 1)
-                 if np.array_equal(scaled[top:top + 24, left:left + 24], crop)]
+        where = [
+            (top, left)
+            for top in range(32 - 24 + 1)
+            for left in range(48 - 24 + 1)
+            if np.array_equal(scaled[top : top + 24, left : left + 24], crop)
+        ]
         assert len(where) == 1, seed
         corners |= set(where)
     assert len(corners) > 1  # a random window
@@ -176,8 +185,9 @@ def test_preprocessed_size_is_what_the_transforms_give():
 
     sizes = [(33, 25), (25, 33), (48, 20), (48, 60), (100, 30), (37, 23), (64, 64), (5, 7)]
     for preprocess in PREPROCESS_CHOICES:
-        transform = get_transform(preprocess=preprocess, load_size=48, crop_size=24,
-                                  no_flip=True, convert=False)
+        transform = get_transform(
+            preprocess=preprocess, load_size=48, crop_size=24, no_flip=True, convert=False
+        )
         for size in sizes:
             out = transform(Image.new("RGB", size))
             assert out.size == preprocessed_size(preprocess, *size, 48, 24), (preprocess, size)
@@ -188,8 +198,7 @@ def test_unaligned_scale_width_items(tmp_path):
     _save_rgb(tmp_path / "trainB" / "b.png", 90, 60)
     ds = UnalignedDataset(tmp_path, preprocess="scale_width", load_size=48, crop_size=24)
     assert tuple(ds[0]["A"].shape) == tuple(ds[0]["B"].shape) == (3, 32, 48)
-    ds = UnalignedDataset(tmp_path, preprocess="scale_width_and_crop", load_size=48,
-                          crop_size=24)
+    ds = UnalignedDataset(tmp_path, preprocess="scale_width_and_crop", load_size=48, crop_size=24)
     assert tuple(ds[0]["A"].shape) == tuple(ds[0]["B"].shape) == (3, 24, 24)
 
 
@@ -247,11 +256,15 @@ def test_seeded_pipeline_matches_plain_torchvision():
     from torchvision import transforms
 
     img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (20, 30, 3), dtype=np.uint8))
-    reference = transforms.Compose([
-        transforms.Resize([24, 24], Image.BICUBIC), transforms.RandomCrop(16),
-        transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
+    reference = transforms.Compose(
+        [
+            transforms.Resize([24, 24], Image.BICUBIC),
+            transforms.RandomCrop(16),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        ]
+    )
     ours = get_transform(load_size=24, crop_size=16)
     torch.manual_seed(3)
     expected = [reference(img) for _ in range(4)]

@@ -36,8 +36,11 @@ def no_network(monkeypatch):
 
 
 def _hashes(root) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,7 @@ def test_noise_is_shot_plus_read_noise():
         low = synthesize_low_light(flat, exposure, full_well, read_noise, rng)
         linear = srgb_to_linear(low / 255.0)
         mean = exposure * srgb_to_linear(level / 255.0)
-        expected_var = (mean * full_well + read_noise ** 2) / full_well ** 2
+        expected_var = (mean * full_well + read_noise**2) / full_well**2
         assert linear.mean() == pytest.approx(mean, rel=0.03)
         assert linear.var() == pytest.approx(expected_var, rel=0.15)  # + uint8 rounding
 
@@ -204,8 +207,9 @@ def test_force_removes_only_files_inside_the_folder(built, tmp_path):
     assert build_demo_dataset(out, SMALL)
     victim.write_text("keep me")
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["images"].append({"file": "../victim.txt",
-                               "sha256": hashlib.sha256(b"keep me").hexdigest()})
+    manifest["images"].append(
+        {"file": "../victim.txt", "sha256": hashlib.sha256(b"keep me").hexdigest()}
+    )
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert build_demo_dataset(out, SMALL, force=True)
     assert victim.read_text() == "keep me"
@@ -224,8 +228,13 @@ def test_command_line_force_refuses_in_one_line(tmp_path):
     out = tmp_path / "d"
     out.mkdir()
     (out / "thesis.tex").write_text("keep me")
-    proc = subprocess.run([sys.executable, "-m", "nerco.demo_data", "--out", str(out), "--force"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nerco.demo_data", "--out", str(out), "--force"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "thesis.tex" in lines[0], lines
@@ -233,8 +242,21 @@ def test_command_line_force_refuses_in_one_line(tmp_path):
 
 
 def test_command_line(tmp_path, monkeypatch):
-    args = [sys.executable, "-m", "nerco.demo_data", "--out", str(tmp_path / "d"), "--size",
-            "64", "--test_size", "64", "--train_per_photo", "1", "--test_per_photo", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "nerco.demo_data",
+        "--out",
+        str(tmp_path / "d"),
+        "--size",
+        "64",
+        "--test_size",
+        "64",
+        "--train_per_photo",
+        "1",
+        "--test_per_photo",
+        "1",
+    ]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "trainA 2, trainB 2, testA 2, testB 2" in proc.stdout

@@ -55,9 +55,16 @@ def visdom_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     root = tmp_path_factory.mktemp("visdom")
     log_path = root / "server.log"
     command = [
-        sys.executable, "-c", SERVER_CODE,
-        "-port", str(port), "-bind_local",
-        "-env_path", str(root / "env"), "-logging_level", "WARNING",
+        sys.executable,
+        "-c",
+        SERVER_CODE,
+        "-port",
+        str(port),
+        "-bind_local",
+        "-env_path",
+        str(root / "env"),
+        "-logging_level",
+        "WARNING",
     ]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
@@ -196,17 +203,50 @@ def test_plot_loss_curves_empty_history(tmp_path: Path) -> None:
     assert plot_loss_curves(history=[], out_dir=str(tmp_path)) == []
 
 
-def test_train_py_posts_to_a_live_server(visdom_port: int, tiny_dataset: Path,
-                                         tmp_path: Path) -> None:
+def test_train_py_posts_to_a_live_server(
+    visdom_port: int, tiny_dataset: Path, tmp_path: Path
+) -> None:
     """A real (tiny) training run sends its loss curves and visuals to the server."""
     import train
 
-    args = ["--dataroot", str(tiny_dataset), "--checkpoints_dir", str(tmp_path), "--name", "live",
-            "--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--num_threads", "0",
-            "--clip_weights", "random", "--load_size", "36", "--crop_size", "32",
-            "--n_epochs", "1", "--n_epochs_decay", "0", "--print_freq", "1",
-            "--display_freq", "1", "--display_id", "1", "--display_server", SERVER,
-            "--display_port", str(visdom_port), "--display_env", "train_e2e"]
+    args = [
+        "--dataroot",
+        str(tiny_dataset),
+        "--checkpoints_dir",
+        str(tmp_path),
+        "--name",
+        "live",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--gpu_ids",
+        "-1",
+        "--num_threads",
+        "0",
+        "--clip_weights",
+        "random",
+        "--load_size",
+        "36",
+        "--crop_size",
+        "32",
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "0",
+        "--print_freq",
+        "1",
+        "--display_freq",
+        "1",
+        "--display_id",
+        "1",
+        "--display_server",
+        SERVER,
+        "--display_port",
+        str(visdom_port),
+        "--display_env",
+        "train_e2e",
+    ]
     assert train.main(args) == 0
     traces = _line_points(port=visdom_port, env="train_e2e", win="1")
     assert len(traces) == 16  # every logged loss

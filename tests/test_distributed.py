@@ -140,8 +140,20 @@ def test_train_py_makes_its_gpu_current_before_touching_cuda(monkeypatch, tmp_pa
         raise UserError("stop here")
 
     monkeypatch.setattr(distributed, "setup", setup)
-    code = train.main(["--dataroot", str(tmp_path), "--checkpoints_dir", str(tmp_path),
-                       "--gpu_ids", "1", "--amp", "bf16", "--display_id", "0"])
+    code = train.main(
+        [
+            "--dataroot",
+            str(tmp_path),
+            "--checkpoints_dir",
+            str(tmp_path),
+            "--gpu_ids",
+            "1",
+            "--amp",
+            "bf16",
+            "--display_id",
+            "0",
+        ]
+    )
     assert code == 2
     assert events == [torch.device("cuda", 1), "bf16?", ("setup", torch.device("cuda", 1))]
 
@@ -153,9 +165,11 @@ def test_edge_projection_is_drawn_on_the_image_device(monkeypatch):
 
     drawn = []
     original = torch.nn.init.kaiming_uniform_
-    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_",
-                        lambda tensor, *a, **k: drawn.append(tensor.device) or original(
-                            tensor, *a, **k))
+    monkeypatch.setattr(
+        torch.nn.init,
+        "kaiming_uniform_",
+        lambda tensor, *a, **k: drawn.append(tensor.device) or original(tensor, *a, **k),
+    )
     edge = EdgeOperator(random_projection=True).to("meta")
     out = edge(torch.empty(1, 3, 8, 8, device="meta"))
     assert out.device.type == "meta" and drawn == [torch.device("meta")]
@@ -169,9 +183,14 @@ def test_torchrun_with_one_process_joins_a_group(monkeypatch):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    for name, value in {"TORCHELASTIC_RUN_ID": "one", "RANK": "0", "LOCAL_RANK": "0",
-                        "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(port)}.items():
+    for name, value in {
+        "TORCHELASTIC_RUN_ID": "one",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }.items():
         monkeypatch.setenv(name, value)
     context = distributed.setup(torch.device("cpu"))
     try:

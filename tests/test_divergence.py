@@ -33,15 +33,22 @@ def _one_error_line(out: str) -> str:
 
 
 def _all_finite_files(run_dir, label) -> bool:
-    return all(torch.isfinite(v).all() for net in _weights(run_dir, label).values()
-               for v in net.values() if v.is_floating_point())
+    return all(
+        torch.isfinite(v).all()
+        for net in _weights(run_dir, label).values()
+        for v in net.values()
+        if v.is_floating_point()
+    )
 
 
 def test_lr_1e8_stops_at_the_first_nan_with_one_line(data, tmp_path, capsys):
     """The issue's reproduction: every loss NaN from the second iteration on."""
     run_dir = tmp_path / "lr"
-    code = train.main(_args(data, tmp_path, "lr", "--lr", "1e8", "--save_latest_freq", "1",
-                            "--save_epoch_freq", "1"))
+    code = train.main(
+        _args(
+            data, tmp_path, "lr", "--lr", "1e8", "--save_latest_freq", "1", "--save_epoch_freq", "1"
+        )
+    )
     assert code == 1
     line = _one_error_line(capsys.readouterr().out)
     assert line.startswith("training diverged: loss ") and " is nan" in line
@@ -55,8 +62,9 @@ def test_lr_1e8_stops_at_the_first_nan_with_one_line(data, tmp_path, capsys):
     assert not list(run_dir.glob("1_*"))  # epoch 1 never finished
 
 
-def test_non_finite_weights_are_never_saved_and_good_states_are_kept(data, tmp_path, capsys,
-                                                                     monkeypatch):
+def test_non_finite_weights_are_never_saved_and_good_states_are_kept(
+    data, tmp_path, capsys, monkeypatch
+):
     """Weights turn NaN in the last step of epoch 2 (its loss, computed before, is finite):
     the epoch-2 save refuses, so epoch 1's set and state survive the pruning."""
     original, calls = NeRCoModel.optimize_parameters, {"n": 0}
@@ -76,7 +84,9 @@ def test_non_finite_weights_are_never_saved_and_good_states_are_kept(data, tmp_p
     assert "the weights or optimiser moments became non-finite at total_iters 4" in line
     assert "'latest'" in line and "(total_iters 2, epoch 2, iteration 0)" in line
     assert sorted(p.name for p in run_dir.glob("*_train_state.pth")) == [
-        "1_train_state.pth", "latest_train_state.pth"]
+        "1_train_state.pth",
+        "latest_train_state.pth",
+    ]
     assert not list(run_dir.glob("2_*"))
     for label in ("latest", "1"):
         assert _all_finite_files(run_dir, label)
@@ -109,10 +119,25 @@ def test_one_host_read_per_iteration(data, tmp_path, monkeypatch):
     for i in range(4):
         make_image(root / "trainA" / f"low{i}.png", (36, 36), seed=i, dark=True)
     make_image(root / "trainB" / "normal0.png", (36, 36), seed=10)
-    assert train.main(_args(root, tmp_path, "reads", "--n_epochs_decay", "0", "--no_html",
-                            "--print_freq", "1000", "--save_latest_freq", "1000")) == 0
+    assert (
+        train.main(
+            _args(
+                root,
+                tmp_path,
+                "reads",
+                "--n_epochs_decay",
+                "0",
+                "--no_html",
+                "--print_freq",
+                "1000",
+                "--save_latest_freq",
+                "1000",
+            )
+        )
+        == 0
+    )
     per_iteration = [b - a for a, b in zip(marks, marks[1:])]
-    assert per_iteration == [1, 1, 1], reads[marks[0]:]
+    assert per_iteration == [1, 1, 1], reads[marks[0] :]
 
 
 def test_fp16_skipped_steps_are_counted(caplog):
@@ -148,8 +173,9 @@ def test_skipped_step_warnings_double_and_reset():
 
 
 def test_all_finite_and_first_non_finite():
-    assert all_finite({"a": torch.ones(3), "b": [torch.zeros(2), 3, "x"],
-                       "c": torch.tensor([1, 2])})
+    assert all_finite(
+        {"a": torch.ones(3), "b": [torch.zeros(2), 3, "x"], "c": torch.tensor([1, 2])}
+    )
     assert not all_finite({"a": [torch.ones(2), torch.tensor([1.0, math.inf])]})
     assert not all_finite([torch.tensor([float("nan")], dtype=torch.bfloat16)])
     name, value, count = first_non_finite({"D_A": 1.0, "G_A": math.inf, "H": math.nan})

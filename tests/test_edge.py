@@ -17,9 +17,7 @@ from nerco.networks.edge import EDGE_FILTERS, EdgeOperator
 
 #: A 3×3 grey image whose nine values are distinct powers of two, so that a kernel weight
 #: on the wrong neighbour (or a swapped sign, or a transposed kernel) changes the result.
-GREY = np.array([[1.0, 2.0, 4.0],
-                 [8.0, 16.0, 32.0],
-                 [64.0, 128.0, 256.0]])
+GREY = np.array([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0], [64.0, 128.0, 256.0]])
 #: Magnitudes worked out by hand from GREY with zero padding, before sqrt(· + 1e-6):
 #: (sum of the squared responses at the centre, at the top-left corner).
 BY_HAND = {
@@ -57,7 +55,7 @@ def _numpy_responses(grey: np.ndarray, name: str) -> list[np.ndarray]:
     p = np.pad(grey, 1)
 
     def at(dy, dx):  # the neighbour at offset (dy, dx) of every pixel
-        return p[1 + dy:p.shape[0] - 1 + dy, 1 + dx:p.shape[1] - 1 + dx]
+        return p[1 + dy : p.shape[0] - 1 + dy, 1 + dx : p.shape[1] - 1 + dx]
 
     if name == "gradient":
         return [at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)]
@@ -74,8 +72,9 @@ def test_each_filter_matches_shifted_differences_everywhere(name):
     grey = np.random.RandomState(3).permutation(35).reshape(5, 7).astype(np.float64)
     op = EdgeOperator(random_projection=False, edge_filter=name)
     want = np.sqrt(sum(r**2 for r in _numpy_responses(grey, name)) + 1e-6)
-    np.testing.assert_allclose(op.magnitude(_image_with_grey(op, grey))[0, 0].numpy(), want,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        op.magnitude(_image_with_grey(op, grey))[0, 0].numpy(), want, rtol=1e-10
+    )
 
 
 def _release_edges(x: torch.Tensor) -> torch.Tensor:

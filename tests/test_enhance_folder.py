@@ -44,18 +44,27 @@ def test_corrupt_first_file_is_skipped_and_listed(tmp_path, monkeypatch, capsys)
     (photos / "0_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     _photos(photos, 3, (24, 18))
     make_image(photos / "tiny.png", (6, 30), seed=9)
-    status = run_test_py(monkeypatch, None, "--name", "m", "--checkpoints_dir",
-                         tmp_path / "saves", *CPU, "--input", photos, "--output",
-                         tmp_path / "out")
+    status = run_test_py(
+        monkeypatch,
+        None,
+        "--name",
+        "m",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        *CPU,
+        "--input",
+        photos,
+        "--output",
+        tmp_path / "out",
+    )
     out = capsys.readouterr()
     assert status == 1, out.out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "p00.png", "p01.png", "p02.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p00.png", "p01.png", "p02.png"]
     assert "Traceback" not in out.out + out.err
     warnings = [line for line in out.out.splitlines() if line.startswith("skipped: ")]
     assert len(warnings) == 2 and str(photos / "0_corrupt.png") in warnings[0]
     assert "6x30 pixels, too small" in warnings[1]
-    listed = out.out[out.out.index("2 images failed"):]
+    listed = out.out[out.out.index("2 images failed") :]
     assert str(photos / "0_corrupt.png") in listed and str(photos / "tiny.png") in listed
     assert "enhanced 3 images in " in out.out and "images/s), 2 failed" in out.out
     assert "images/s]" in out.err  # the progress bar: images per second
@@ -127,11 +136,15 @@ def test_killed_run_leaves_no_truncated_png(tmp_path, monkeypatch):
         "        handle.write(data[len(data) // 2 :])\n"
         "Image.Image.save = slow_save\n"
         f"sys.argv[0] = {str(ROOT / 'test.py')!r}\n"
-        f"runpy.run_path({str(ROOT / 'test.py')!r}, run_name='__main__')\n")
+        f"runpy.run_path({str(ROOT / 'test.py')!r}, run_name='__main__')\n"
+    )
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, str(runner), *map(str, common), "--output",
-                             str(out)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(runner), *map(str, common), "--output", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("*.png"))) < 3 and time.monotonic() < deadline:
@@ -149,15 +162,26 @@ def test_killed_run_leaves_no_truncated_png(tmp_path, monkeypatch):
     assert _files(out) == whole  # every result, no partial file left
 
 
-def test_rerun_skips_results_overwrite_and_newer_weights_redo_them(tmp_path, monkeypatch,
-                                                                   capsys):
+def test_rerun_skips_results_overwrite_and_newer_weights_redo_them(tmp_path, monkeypatch, capsys):
     write_weight_files(tmp_path / "saves" / "m")
     photos = tmp_path / "photos"
     _photos(photos, 4)
-    args = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU, "--input", photos,
-            "--output", tmp_path / "out"]
-    for extra, redone, message in [([], 4, None), ([], 0, "4 of 4 results already in"),
-                                   (["--overwrite"], 4, None)]:
+    args = [
+        "--name",
+        "m",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        *CPU,
+        "--input",
+        photos,
+        "--output",
+        tmp_path / "out",
+    ]
+    for extra, redone, message in [
+        ([], 4, None),
+        ([], 0, "4 of 4 results already in"),
+        (["--overwrite"], 4, None),
+    ]:
         standin = Standin()
         assert run_test_py(monkeypatch, standin, *args, *extra) == 0
         assert sum(standin.batches) == redone
@@ -183,42 +207,62 @@ def _upright() -> np.ndarray:
 
 #: What a camera stores for an upright scene, by EXIF orientation (the tag says how to turn
 #: the stored pixels to display them): the inverse of each displaying transform.
-STORED = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1],
-          4: lambda a: a[::-1], 5: lambda a: a.transpose(1, 0, 2),
-          6: lambda a: np.rot90(a, 1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-          8: lambda a: np.rot90(a, -1)}
+STORED = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, -1),
+}
 
 
 def _jpeg_with_orientation(path, pixels, orientation) -> None:
     exif = Image.Exif()
     exif[0x0112] = orientation
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(pixels)).save(path, "JPEG", quality=95, subsampling=0,
-                                                       exif=exif.tobytes())
+    Image.fromarray(np.ascontiguousarray(pixels)).save(
+        path, "JPEG", quality=95, subsampling=0, exif=exif.tobytes()
+    )
 
 
 def _difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(float) - b).mean()) if a.shape == b.shape else 255.0
 
 
-def test_exif_orientation_applied_with_input_kept_as_stored_with_dataroot(tmp_path,
-                                                                          monkeypatch):
+def test_exif_orientation_applied_with_input_kept_as_stored_with_dataroot(tmp_path, monkeypatch):
     upright = _upright()
     photos = tmp_path / "data" / "testA"
     for k, stored in STORED.items():
         _jpeg_with_orientation(photos / f"o{k}.jpg", stored(upright), k)
     write_weight_files(tmp_path / "saves" / "m")
     common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU]
-    assert run_test_py(monkeypatch, Standin(), *common, "--input", photos, "--output",
-                       tmp_path / "out") == 0
+    assert (
+        run_test_py(
+            monkeypatch, Standin(), *common, "--input", photos, "--output", tmp_path / "out"
+        )
+        == 0
+    )
     want = expected(upright)
     for k, stored in STORED.items():
         got = np.asarray(Image.open(tmp_path / "out" / f"o{k}.png"))
         assert _difference(got, want) < 3, k  # as displayed, up to JPEG's loss
         if k != 1:  # the pixels as stored would be far off
             assert _difference(got, expected(np.ascontiguousarray(stored(upright)))) > 30, k
-    assert run_test_py(monkeypatch, Standin(), *common, "--dataroot", photos.parent,
-                       "--results_dir", tmp_path / "results") == 0
+    assert (
+        run_test_py(
+            monkeypatch,
+            Standin(),
+            *common,
+            "--dataroot",
+            photos.parent,
+            "--results_dir",
+            tmp_path / "results",
+        )
+        == 0
+    )
     images = tmp_path / "results" / "m" / "test_latest" / "images"
     for k, stored in STORED.items():
         got = np.asarray(Image.open(images / f"o{k}_fake_B.png"))
@@ -236,13 +280,26 @@ def test_rgb_icc_profile_kept_with_input_only(tmp_path, monkeypatch):
     make_image(photos / "plain.png", (24, 16), seed=2)
     write_weight_files(tmp_path / "saves" / "m")
     common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU]
-    assert run_test_py(monkeypatch, Standin(), *common, "--input", photos, "--output",
-                       tmp_path / "out") == 0
-    profiles = {p.stem: Image.open(p).info.get("icc_profile")
-                for p in (tmp_path / "out").iterdir()}
+    assert (
+        run_test_py(
+            monkeypatch, Standin(), *common, "--input", photos, "--output", tmp_path / "out"
+        )
+        == 0
+    )
+    profiles = {p.stem: Image.open(p).info.get("icc_profile") for p in (tmp_path / "out").iterdir()}
     assert profiles == {"tagged": srgb, "cmyk": None, "plain": None}
-    assert run_test_py(monkeypatch, Standin(), *common, "--dataroot", photos.parent,
-                       "--results_dir", tmp_path / "results") == 0
+    assert (
+        run_test_py(
+            monkeypatch,
+            Standin(),
+            *common,
+            "--dataroot",
+            photos.parent,
+            "--results_dir",
+            tmp_path / "results",
+        )
+        == 0
+    )
     result = tmp_path / "results" / "m" / "test_latest" / "images" / "tagged_fake_B.png"
     assert "icc_profile" not in Image.open(result).info  # datasets: as the authors wrote them
 
@@ -255,8 +312,7 @@ def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
 
     write_network_weights(tmp_path / "saves" / "m", "latest", ["G_A", "Pre", "H"])
     photos = tmp_path / "photos"
-    for i, size in enumerate([(132, 128), (44, 36), (132, 128), (40, 36), (44, 36),
-                              (132, 128)]):
+    for i, size in enumerate([(132, 128), (44, 36), (132, 128), (40, 36), (44, 36), (132, 128)]):
         make_image(photos / f"p{i}.png", size, seed=i, dark=True)
     real_loader = nerco.inference.enhancer.load_enhancer
     sizes = []
@@ -270,8 +326,18 @@ def test_batches_give_the_png_files_of_batch_1(tmp_path, monkeypatch):
     common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU, "--input", photos]
     for batch in (1, 3):
         sizes.clear()
-        assert run_test_py(monkeypatch, None, *common, "--output", tmp_path / f"b{batch}",
-                           "--batch_size", batch) == 0
+        assert (
+            run_test_py(
+                monkeypatch,
+                None,
+                *common,
+                "--output",
+                tmp_path / f"b{batch}",
+                "--batch_size",
+                batch,
+            )
+            == 0
+        )
     assert sorted(sizes) == [1, 2, 3]
     one, three = _files(tmp_path / "b1"), _files(tmp_path / "b3")
     assert one.keys() == three.keys()
@@ -290,8 +356,17 @@ def test_torchrun_two_processes_each_image_once(tmp_path, monkeypatch):
         make_image(photos / f"p{i}.png", size, seed=i, dark=True)
         make_image(gt / f"p{i}.png", size, seed=10 + i)
     (photos / "p1.png").write_bytes(b"not a png")  # sorted second: rank 1's share
-    common = ["--name", "m", "--checkpoints_dir", tmp_path / "saves", *CPU, "--input", photos,
-              "--gt", gt]
+    common = [
+        "--name",
+        "m",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        *CPU,
+        "--input",
+        photos,
+        "--gt",
+        gt,
+    ]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as torchrun's processes (OMP_NUM_THREADS=1): the same sums
     try:
@@ -299,19 +374,38 @@ def test_torchrun_two_processes_each_image_once(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "two"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node", "2", "test.py", *map(str, common), "--output",
-                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "test.py",
+            *map(str, common),
+            "--output",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 1, text  # one input failed
     assert "enhanced 5 images in" in proc.stdout and "), 1 failed" in proc.stdout, text
     assert f"cannot read image {photos / 'p1.png'}" in proc.stdout
-    pngs = {name: data for name, data in _files(tmp_path / "one").items()
-            if name.endswith(".png")}
+    pngs = {name: data for name, data in _files(tmp_path / "one").items() if name.endswith(".png")}
     assert sorted(pngs) == ["p0.png", "p2.png", "p3.png", "p4.png", "p5.png"]
     assert {name: data for name, data in _files(out).items() if name.endswith(".png")} == pngs
-    scores = [[(e["name"], e["psnr"], e["ssim"]) for e in json.loads(
-        (folder / "scores.json").read_text())["per_image"]] for folder in (tmp_path / "one", out)]
+    scores = [
+        [
+            (e["name"], e["psnr"], e["ssim"])
+            for e in json.loads((folder / "scores.json").read_text())["per_image"]
+        ]
+        for folder in (tmp_path / "one", out)
+    ]
     assert scores[0] == scores[1] and [s[0] for s in scores[1]] == ["p0", "p2", "p3", "p4", "p5"]
     assert (out / "index.html").is_file()
 

@@ -48,12 +48,13 @@ def _ssim_direct(x, y):
     values = []
     for i in range(x.shape[0] - 10):
         for j in range(x.shape[1] - 10):
-            px, py = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            px, py = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
             mx, my = (w * px).sum(), (w * py).sum()
             vx, vy = (w * (px - mx) ** 2).sum(), (w * (py - my) ** 2).sum()
             cxy = (w * (px - mx) * (py - my)).sum()
-            values.append((2 * mx * my + c1) * (2 * cxy + c2)
-                          / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+            values.append(
+                (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+            )
     return float(np.mean(values))
 
 
@@ -147,7 +148,7 @@ def test_mscn_matches_direct_window_with_replicated_border():
     padded = np.pad(image, 3, mode="edge")
     got = niqe.mscn(image)
     for i, j in [(0, 0), (0, 13), (5, 6), (11, 2)]:
-        patch = padded[i:i + 7, j:j + 7]
+        patch = padded[i : i + 7, j : j + 7]
         mu = (w * patch).sum()
         sigma = math.sqrt(abs((w * patch**2).sum() - mu**2))
         assert got[i, j] == pytest.approx((image[i, j] - mu) / (sigma + 1), abs=1e-10)
@@ -158,10 +159,14 @@ def _matlab_resize_brute(n, scale, out_len=None):
 
     ``imresize(x, scale)`` gives ceil(n·scale) rows; ``imresize(x, [out_len ...])`` uses
     scale = out_len / n (pass ``scale=None``)."""
+
     def cubic(s):
         s = abs(s)
-        return 1.5 * s**3 - 2.5 * s**2 + 1 if s <= 1 else (
-            -0.5 * s**3 + 2.5 * s**2 - 4 * s + 2 if s <= 2 else 0.0)
+        return (
+            1.5 * s**3 - 2.5 * s**2 + 1
+            if s <= 1
+            else (-0.5 * s**3 + 2.5 * s**2 - 4 * s + 2 if s <= 2 else 0.0)
+        )
 
     if out_len is not None:
         scale = out_len / n
@@ -179,8 +184,9 @@ def _matlab_resize_brute(n, scale, out_len=None):
 
 def test_resize_matrix_is_matlab_bicubic_antialiased():
     for n in (10, 96):
-        np.testing.assert_allclose(niqe.resize_matrix(n, 0.5), _matlab_resize_brute(n, 0.5),
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            niqe.resize_matrix(n, 0.5), _matlab_resize_brute(n, 0.5), atol=1e-12
+        )
     ramp = niqe.resize_matrix(96, 0.5) @ np.arange(96.0)
     # symmetric taps reproduce a linear ramp away from the borders: out[j] = ramp(2j + 0.5)
     np.testing.assert_allclose(ramp[4:-4], 2 * np.arange(4, 44) + 0.5, atol=1e-12)
@@ -188,8 +194,10 @@ def test_resize_matrix_is_matlab_bicubic_antialiased():
 
 def test_matlab_rgb2gray_rounds():
     rgb = np.array([[[10, 20, 30], [255, 255, 255], [1, 2, 0]]], np.uint8)
-    expected = [round(0.298936021293775 * r + 0.587043074451121 * g + 0.114020904255103 * b)
-                for r, g, b in rgb[0].astype(float)]
+    expected = [
+        round(0.298936021293775 * r + 0.587043074451121 * g + 0.114020904255103 * b)
+        for r, g, b in rgb[0].astype(float)
+    ]
     assert niqe.matlab_rgb2gray(rgb)[0].tolist() == expected
 
 
@@ -215,8 +223,10 @@ def _swap_hv(features):
     """Columns of the transposed image: horizontal (0, 1) and vertical (1, 0) groups swap."""
     order = list(range(36))
     for base in (0, 18):
-        order[base + 2:base + 6], order[base + 6:base + 10] = (
-            order[base + 6:base + 10], order[base + 2:base + 6])
+        order[base + 2 : base + 6], order[base + 6 : base + 10] = (
+            order[base + 6 : base + 10],
+            order[base + 2 : base + 6],
+        )
     return features[:, order]
 
 
@@ -229,8 +239,9 @@ def test_niqe_features_and_invariants():
     first = niqe.patch_features(niqe.mscn(half)[:48, :48])
     np.testing.assert_allclose(feats[0, 18:], first)
     # row order is irrelevant; the transpose swaps the horizontal and vertical features
-    np.testing.assert_allclose(np.sort(_swap_hv(niqe.niqe_features(image.T)), 0),
-                               np.sort(feats, 0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        np.sort(_swap_hv(niqe.niqe_features(image.T)), 0), np.sort(feats, 0), rtol=1e-9, atol=1e-12
+    )
     # MSCN removes the local mean: adding a constant changes nothing
     np.testing.assert_allclose(niqe.niqe_features(image + 37.0), feats, atol=1e-9)
 
@@ -305,8 +316,11 @@ def _lpips_direct(features, a, b):
 
     import lpips
 
-    heads = torch.load(os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1",
-                                    "alex.pth"), map_location="cpu", weights_only=True)
+    heads = torch.load(
+        os.path.join(os.path.dirname(lpips.__file__), "weights", "v0.1", "alex.pth"),
+        map_location="cpu",
+        weights_only=True,
+    )
     shift = torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None]
     scale = torch.tensor([0.458, 0.448, 0.450])[None, :, None, None]
 
@@ -320,8 +334,10 @@ def _lpips_direct(features, a, b):
         return out
 
     with torch.no_grad():
-        return sum(float((heads[f"lin{i}.model.1.weight"] * (fa - fb) ** 2).sum(1).mean())
-                   for i, (fa, fb) in enumerate(zip(relus(a), relus(b))))
+        return sum(
+            float((heads[f"lin{i}.model.1.weight"] * (fa - fb) ** 2).sum(1).mean())
+            for i, (fa, fb) in enumerate(zip(relus(a), relus(b)))
+        )
 
 
 def test_lpips_loads_local_backbone_only(tmp_path, monkeypatch):
@@ -345,8 +361,9 @@ def test_pairing_understands_test_py_output(tmp_path):
         _save(tmp_path / "pred" / "images" / f"{name}_real_A.png", _rand((12, 12, 3), 1))
         _save(tmp_path / "gt" / f"{name}.jpg", _rand((12, 12, 3), 2))
     pairs, unpaired = pair_folders(str(tmp_path / "pred"), str(tmp_path / "gt"))
-    assert [(p.name, p.pred.endswith("1_fake_B.png"), p.input.endswith("_real_A.png"))
-            for p in pairs][:1] == [("1", True, True)]
+    assert [
+        (p.name, p.pred.endswith("1_fake_B.png"), p.input.endswith("_real_A.png")) for p in pairs
+    ][:1] == [("1", True, True)]
     assert len(pairs) == 2 and unpaired == {"pred_without_gt": [], "gt_without_pred": []}
 
 
@@ -357,8 +374,7 @@ def test_pairing_plain_names_missing_and_duplicates(tmp_path):
         _save(tmp_path / "gt" / f"{name}.png", _rand((12, 12, 3), 0))
     with pytest.raises(UserError, match="1 predictions without ground truth.*: c"):
         pair_folders(str(tmp_path / "pred"), str(tmp_path / "gt"))
-    pairs, unpaired = pair_folders(str(tmp_path / "pred"), str(tmp_path / "gt"),
-                                   allow_missing=True)
+    pairs, unpaired = pair_folders(str(tmp_path / "pred"), str(tmp_path / "gt"), allow_missing=True)
     assert [p.name for p in pairs] == ["a", "b"] and all(p.input is None for p in pairs)
     assert unpaired == {"pred_without_gt": ["c"], "gt_without_pred": ["d"]}
     _save(tmp_path / "gt" / "sub" / "a.png", _rand((12, 12, 3), 0))
@@ -393,8 +409,11 @@ def test_cli_report_json_and_table(tmp_path, capsys):
     assert [e["name"] for e in data["per_image"]] == ["a", "b"]
     a, b = data["per_image"]
     assert a["psnr"] is None and a["ssim"] == pytest.approx(1.0)  # identical images
-    assert b["psnr"] == pytest.approx(metrics.psnr(
-        np.asarray(Image.open(pred / "b_fake_B.png")), np.asarray(Image.open(gt / "b.png"))))
+    assert b["psnr"] == pytest.approx(
+        metrics.psnr(
+            np.asarray(Image.open(pred / "b_fake_B.png")), np.asarray(Image.open(gt / "b.png"))
+        )
+    )
     assert data["mean"]["psnr"] is None
     assert data["mean"]["ssim"] == pytest.approx((a["ssim"] + b["ssim"]) / 2)
     out = capsys.readouterr().out
@@ -408,16 +427,32 @@ def test_cli_niqe_with_params_file(tmp_path, capsys):
     _save(tmp_path / "pred" / "t.png", np.stack([255 - gt] * 3, -1))
     path, mu, cov = _niqe_params(tmp_path, ".npz")
     out = tmp_path / "r.json"
-    assert main(["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--niqe_params",
-                 str(path), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--pred",
+                str(tmp_path / "pred"),
+                "--gt",
+                str(tmp_path / "gt"),
+                "--niqe_params",
+                str(path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     entry = json.loads(out.read_text())["per_image"][0]
     assert entry["niqe"] == pytest.approx(niqe.niqe(255.0 - gt, mu, cov))
 
 
-@pytest.mark.parametrize("extra, needles", [
-    (["--lpips"], ["--lpips_weights", metrics.ALEXNET_FILE]),
-    (["--niqe"], ["--niqe_params", "niqe_image_params.mat"]),
-])
+@pytest.mark.parametrize(
+    "extra, needles",
+    [
+        (["--lpips"], ["--lpips_weights", metrics.ALEXNET_FILE]),
+        (["--niqe"], ["--niqe_params", "niqe_image_params.mat"]),
+    ],
+)
 def test_cli_missing_weights_one_line(tmp_path, capsys, monkeypatch, extra, needles):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     pred, gt = _folders(tmp_path)
@@ -444,10 +479,15 @@ def test_module_entry_point_exit_status(tmp_path):
 
     from conftest import ROOT
 
-    proc = subprocess.run([sys.executable, "-m", "nerco.evaluate", "--pred", str(tmp_path),
-                           "--gt", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "nerco.evaluate", "--pred", str(tmp_path), "--gt", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert [line for line in proc.stdout.splitlines() if line.startswith("error:")] == [
         f"error: folder {tmp_path} holds no image: put predicted images "
-        f"(.jpg .jpeg .png .ppm .bmp .tif .tiff) in it"]
+        f"(.jpg .jpeg .png .ppm .bmp .tif .tiff) in it"
+    ]

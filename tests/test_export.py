@@ -23,8 +23,14 @@ from nerco.runtime import UserError
 # not multiples of 4, the smallest side, batches of 1 to 3, one image large enough for
 # PyTorch's inference path (≥ 128² pixels). Exactly 8x8 is left out: with 2x2 pixels per
 # instance norm at 1/4 scale, float32 PyTorch is itself ~1e-3 from float64 there.
-SIZES = [(1, 3, 8, 64), (1, 3, 9, 13), (2, 3, 21, 17), (3, 3, 12, 31), (1, 3, 36, 44),
-         (1, 3, 131, 129)]
+SIZES = [
+    (1, 3, 8, 64),
+    (1, 3, 9, 13),
+    (2, 3, 21, 17),
+    (3, 3, 12, 31),
+    (1, 3, 36, 44),
+    (1, 3, 131, 129),
+]
 ATOL = 1e-4
 
 
@@ -78,9 +84,18 @@ def onnx_export(checkpoint_dir, tmp_path_factory):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        path = export.run(export.parse_args([
-            "--checkpoint_dir", str(checkpoint_dir), "--output", str(out / "enhancer.onnx"),
-            "--test_image", str(photo)]))
+        path = export.run(
+            export.parse_args(
+                [
+                    "--checkpoint_dir",
+                    str(checkpoint_dir),
+                    "--output",
+                    str(out / "enhancer.onnx"),
+                    "--test_image",
+                    str(photo),
+                ]
+            )
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -100,8 +115,7 @@ def test_onnx_equals_pytorch_at_sizes_other_than_the_trace(onnx_export, enhancer
     path, log = onnx_export
     assert_matches_pytorch(enhancer, export.load_runner(path))
     # The export-time check ran and reported its differences.
-    assert sum("max abs difference to PyTorch" in line for line in log) == len(
-        export.CHECK_SHAPES)
+    assert sum("max abs difference to PyTorch" in line for line in log) == len(export.CHECK_SHAPES)
 
 
 def test_onnx_interface(onnx_export):
@@ -124,9 +138,18 @@ def test_onnx_test_image(onnx_export):
 
 
 def test_torchscript_equals_pytorch(checkpoint_dir, enhancer, tmp_path):
-    path = export.run(export.parse_args([
-        "--checkpoint_dir", str(checkpoint_dir), "--output", str(tmp_path / "e.pt"),
-        "--format", "torchscript"]))
+    path = export.run(
+        export.parse_args(
+            [
+                "--checkpoint_dir",
+                str(checkpoint_dir),
+                "--output",
+                str(tmp_path / "e.pt"),
+                "--format",
+                "torchscript",
+            ]
+        )
+    )
     assert_matches_pytorch(enhancer, export.load_runner(path))
 
 
@@ -142,27 +165,40 @@ def test_check_fails_on_a_different_model(checkpoint_dir, enhancer, tmp_path):
         export.check_export(enhancer, uncropped)
 
 
-def test_failed_check_exits_1_and_removes_the_file(checkpoint_dir, tmp_path, monkeypatch,
-                                                   caplog):
+def test_failed_check_exits_1_and_removes_the_file(checkpoint_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr("nerco.runtime.setup_logging", lambda: None)
     out = tmp_path / "e.pt"
     with caplog.at_level(logging.INFO):
-        status = export.main(["--checkpoint_dir", str(checkpoint_dir), "--output", str(out),
-                              "--format", "torchscript", "--atol", "-1"])
+        status = export.main(
+            [
+                "--checkpoint_dir",
+                str(checkpoint_dir),
+                "--output",
+                str(out),
+                "--format",
+                "torchscript",
+                "--atol",
+                "-1",
+            ]
+        )
     assert status == 1 and not out.exists()
     errors = [r.getMessage() for r in caplog.records if r.getMessage().startswith("error:")]
     assert len(errors) == 1 and "--atol -1" in errors[0], errors
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("missing folder", "does not exist"),
-    ("missing file", "latest_net_H.pth"),
-    ("wrong extension", "must end with .onnx"),
-    ("unknown epoch", "7_net_Pre.pth"),
-    ("old opset", "--opset 17"),
-])
-def test_bad_input_is_one_line_and_status_2(case, needle, checkpoint_dir, tmp_path,
-                                            monkeypatch, caplog):
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing folder", "does not exist"),
+        ("missing file", "latest_net_H.pth"),
+        ("wrong extension", "must end with .onnx"),
+        ("unknown epoch", "7_net_Pre.pth"),
+        ("old opset", "--opset 17"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    case, needle, checkpoint_dir, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setattr("nerco.runtime.setup_logging", lambda: None)
     folder, output, extra = checkpoint_dir, tmp_path / "e.onnx", []
     if case == "missing folder":
@@ -178,8 +214,7 @@ def test_bad_input_is_one_line_and_status_2(case, needle, checkpoint_dir, tmp_pa
     else:
         extra = ["--opset", "17"]
     with caplog.at_level(logging.INFO):
-        status = export.main(["--checkpoint_dir", str(folder), "--output", str(output),
-                              *extra])
+        status = export.main(["--checkpoint_dir", str(folder), "--output", str(output), *extra])
     assert status == 2
     errors = [r.getMessage() for r in caplog.records if r.getMessage().startswith("error:")]
     assert len(errors) == 1 and needle in errors[0], errors
@@ -188,14 +223,26 @@ def test_bad_input_is_one_line_and_status_2(case, needle, checkpoint_dir, tmp_pa
 
 def test_command_line_as_a_user_runs_it(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "nerco.export", "--checkpoint_dir", str(tmp_path / "nowhere"),
-         "--output", str(tmp_path / "e.onnx")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "nerco.export",
+            "--checkpoint_dir",
+            str(tmp_path / "nowhere"),
+            "--output",
+            str(tmp_path / "e.onnx"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in out, out
     assert [line for line in out.splitlines() if line.startswith("error:")] == [
         f"error: checkpoint folder {tmp_path / 'nowhere'} does not exist: put "
-        "latest_net_G_A.pth, latest_net_Pre.pth, latest_net_H.pth there"]
+        "latest_net_G_A.pth, latest_net_Pre.pth, latest_net_H.pth there"
+    ]
 
 
 def test_user_error_for_a_too_small_test_image(tmp_path, enhancer):

@@ -55,14 +55,24 @@ CASES: list[tuple[str, int, Callable[[], nn.Module], tuple[int, ...], dict]] = [
     ("block-256", 64, lambda: _block(256), (1, 256, 33, 35), {}),  # G's blocks at ngf 64
     ("block-16-replicate", 16, lambda: _block(16, padding_type="replicate"), (2, 16, 129, 133), {}),
     ("block-16-zero", 16, lambda: _block(16, padding_type="zero"), (1, 16, 131, 129), {}),
-    ("block-16-batch-dropout", 16, lambda: _block(16, norm="batch", use_dropout=True),
-     (1, 16, 131, 129), {}),
+    (
+        "block-16-batch-dropout",
+        16,
+        lambda: _block(16, norm="batch", use_dropout=True),
+        (1, 16, 131, 129),
+        {},
+    ),
     ("G-16-9blocks", 16, lambda: ResnetGenerator(6, 3, 16, 9), (1, 6, 131, 129), {}),
     ("G-16-6blocks", 16, lambda: ResnetGenerator(3, 3, 16, 6), (2, 3, 132, 140), {}),
     ("G-64-9blocks", 64, lambda: ResnetGenerator(6, 3, 64, 9), (1, 6, 131, 129), {}),
     ("G-64-6blocks", 64, lambda: ResnetGenerator(3, 3, 64, 6), (1, 3, 129, 131), {}),
-    ("G-16-batch", 16, lambda: ResnetGenerator(6, 3, 16, 6, get_norm_layer("batch")),
-     (1, 6, 131, 129), {}),
+    (
+        "G-16-batch",
+        16,
+        lambda: ResnetGenerator(6, 3, 16, 6, get_norm_layer("batch")),
+        (1, 6, 131, 129),
+        {},
+    ),
     ("NRNHead-16", 16, lambda: NRNHead(16), (2, 16, 131, 129), {}),
     ("NRNHead-64-rows7", 64, lambda: NRNHead(64), (1, 64, 131, 129), {"rows_per_chunk": 7}),
     ("NRN-16", 16, lambda: NRN(ngf=16), (2, 3, 131, 129), {}),
@@ -91,8 +101,9 @@ def assert_forwards_agree(net: nn.Module, x: torch.Tensor, atol: float, **kwargs
         torch.testing.assert_close(got, want.detach(), atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("width, make, shape, kwargs", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "width, make, shape, kwargs", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_fast_forward_equals_forward(width, make, shape, kwargs) -> None:
     net = _net(make(), seed=sum(shape))
     x = random_tensor(shape, seed=len(shape) + shape[1])
@@ -142,13 +153,16 @@ def test_networks_run_their_blocks_own_fast_forward(monkeypatch) -> None:
     autograd (plain layers, fast path) still agree, so the fast path ran the block's
     fast_forward. (The old fast path ran any module with a ``conv_block`` as
     ``x + conv_block(x)``, whatever its forward said, and disagrees here.)"""
+
     def edited_fast_forward(self, x):
         return x.contiguous(memory_format=torch.channels_last) - self.conv_block(x)
 
     monkeypatch.setattr(ResnetBlock, "forward", lambda self, x: x - self.conv_block(x))
     monkeypatch.setattr(ResnetBlock, "fast_forward", edited_fast_forward, raising=False)
-    for net, shape in ((ResnetGenerator(6, 3, 16, 6), (1, 6, 131, 129)),
-                       (MaskExtractor(ngf=16), (1, 3, 131, 129))):
+    for net, shape in (
+        (ResnetGenerator(6, 3, 16, 6), (1, 6, 131, 129)),
+        (MaskExtractor(ngf=16), (1, 3, 131, 129)),
+    ):
         net, x = _net(net, seed=40), random_tensor(shape, seed=41)
         with torch.enable_grad():
             want = _outputs(net(x))
@@ -161,6 +175,7 @@ def test_networks_run_their_blocks_own_fast_forward(monkeypatch) -> None:
 def test_the_fast_path_runs_a_module_without_fast_forward_by_its_forward() -> None:
     """No duck typing: a module with a ``conv_block`` that is no residual block runs its
     own forward on the fast path."""
+
     class Gate(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -172,8 +187,9 @@ def test_the_fast_path_runs_a_module_without_fast_forward_by_its_forward() -> No
     layers = [_net(layer, seed=50) for layer in (nn.Conv2d(3, 4, 1), Gate(), nn.ReLU())]
     x = random_tensor((1, 3, 131, 129), seed=52)
     with torch.no_grad():
-        torch.testing.assert_close(run_inference(layers, x), nn.Sequential(*layers)(x),
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            run_inference(layers, x), nn.Sequential(*layers)(x), atol=1e-6, rtol=0
+        )
 
 
 # ----------------------------------------------------------- every fast path is checked
@@ -182,8 +198,11 @@ def _network_classes() -> list[type[nn.Module]]:
     found = []
     for info in pkgutil.iter_modules(nerco.networks.__path__, "nerco.networks."):
         module = importlib.import_module(info.name)
-        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
-                  if issubclass(cls, nn.Module) and cls.__module__ == module.__name__]
+        found += [
+            cls
+            for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, nn.Module) and cls.__module__ == module.__name__
+        ]
     return found
 
 
@@ -194,11 +213,17 @@ def test_every_class_with_a_fast_forward_has_a_case() -> None:
     assert {ResnetBlock, ResnetGenerator, NRNHead, NRN, MaskExtractor} <= with_fast
 
 
-@pytest.mark.parametrize("make", [lambda: ResnetGenerator(6, 3, 16, 9), lambda: NRN(ngf=16),
-                                  lambda: MaskExtractor(ngf=16)], ids=["G", "Pre", "H"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: ResnetGenerator(6, 3, 16, 9), lambda: NRN(ngf=16), lambda: MaskExtractor(ngf=16)],
+    ids=["G", "Pre", "H"],
+)
 def test_every_module_on_a_fast_path_is_torch_nn_or_has_fast_forward(make) -> None:
     """What the runner meets in ``model`` is a torch.nn layer or one of ours that owns its
     inference path; one of ours without fast_forward would run its forward unchecked."""
-    ours = [type(m).__name__ for m in make().model.modules()
-            if not type(m).__module__.startswith("torch.nn.") and not hasattr(m, "fast_forward")]
+    ours = [
+        type(m).__name__
+        for m in make().model.modules()
+        if not type(m).__module__.startswith("torch.nn.") and not hasattr(m, "fast_forward")
+    ]
     assert not ours

@@ -77,8 +77,13 @@ def test_large_image_takes_inference_path_by_default(nets) -> None:
     assert x.shape[-2] * x.shape[-1] >= inference_module.FAST_MIN_PIXELS
     want = _plain(nets, x)
     seen = []
-    hook = nets["G_A"].model[1].register_forward_hook(
-        lambda m, i, o: seen.append(i[0].is_contiguous(memory_format=torch.channels_last)))
+    hook = (
+        nets["G_A"]
+        .model[1]
+        .register_forward_hook(
+            lambda m, i, o: seen.append(i[0].is_contiguous(memory_format=torch.channels_last))
+        )
+    )
     try:
         with torch.no_grad():
             got = Enhancer(nets["Pre"], nets["H"], nets["G_A"])(x)
@@ -172,12 +177,15 @@ def _assert_fast_equals_plain(nets, x, atol, monkeypatch) -> None:
     torch.testing.assert_close(got, want, atol=atol, rtol=0)
 
 
-@pytest.mark.parametrize("shape", [
-    (1, 3, 131, 129),  # odd height and width: padded to 132 × 132
-    (1, 3, 128, 200),  # non-square, already a multiple of 4
-    (2, 3, 129, 150),  # a batch of two, odd sizes
-    (1, 3, 263, 259),  # H's attention in two bands of rows, the NRN head in nine
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 3, 131, 129),  # odd height and width: padded to 132 × 132
+        (1, 3, 128, 200),  # non-square, already a multiple of 4
+        (2, 3, 129, 150),  # a batch of two, odd sizes
+        (1, 3, 263, 259),  # H's attention in two bands of rows, the NRN head in nine
+    ],
+)
 def test_wide_inference_path_equals_plain_layers(wide_nets, monkeypatch, shape) -> None:
     x = random_tensor(shape, seed=sum(shape))
     _assert_fast_equals_plain(wide_nets[16], x, WIDE_ATOL[16], monkeypatch)

@@ -37,8 +37,12 @@ def _all_networks(init_type: str, norm: str = "instance") -> dict[str, nn.Module
 
 
 def _layers(nets: dict, kinds) -> list[tuple[str, nn.Module]]:
-    return [(f"{name}.{path}", m) for name, net in nets.items()
-            for path, m in net.named_modules() if isinstance(m, kinds)]
+    return [
+        (f"{name}.{path}", m)
+        for name, net in nets.items()
+        for path, m in net.named_modules()
+        if isinstance(m, kinds)
+    ]
 
 
 def _fans(weight: torch.Tensor) -> tuple[int, int]:
@@ -50,9 +54,11 @@ def _fans(weight: torch.Tensor) -> tuple[int, int]:
 
 def _expected_std(init_type: str, weight: torch.Tensor) -> float:
     fan_in, fan_out = _fans(weight)
-    return {"normal": GAIN,
-            "xavier": GAIN * math.sqrt(2.0 / (fan_in + fan_out)),
-            "kaiming": math.sqrt(2.0 / fan_in)}[init_type]  # a = 0, fan_in mode: no gain
+    return {
+        "normal": GAIN,
+        "xavier": GAIN * math.sqrt(2.0 / (fan_in + fan_out)),
+        "kaiming": math.sqrt(2.0 / fan_in),
+    }[init_type]  # a = 0, fan_in mode: no gain
 
 
 @pytest.mark.parametrize("init_type", ["normal", "xavier", "kaiming"])
@@ -85,8 +91,7 @@ def test_orthogonal_init_is_orthogonal_with_gain() -> None:
 
 @pytest.mark.parametrize("init_type", INIT_TYPES)
 def test_biases_are_zero(init_type: str) -> None:
-    layers = [(n, m) for n, m in _layers(_all_networks(init_type), WEIGHTED)
-              if m.bias is not None]
+    layers = [(n, m) for n, m in _layers(_all_networks(init_type), WEIGHTED) if m.bias is not None]
     assert len(layers) > 40
     for name, m in layers:
         assert torch.count_nonzero(m.bias) == 0, name

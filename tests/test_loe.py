@@ -31,16 +31,18 @@ def _uint8_pass(matrix, image, axis):
 
 @pytest.mark.parametrize("n, out_len", [(120, 50), (13, 50), (77, 89), (90, 50)])
 def test_resize_to_a_given_length_is_matlab_imresize(n, out_len):
-    np.testing.assert_allclose(resize_matrix(n, out_len=out_len),
-                               _matlab_resize_brute(n, None, out_len), atol=1e-12)
+    np.testing.assert_allclose(
+        resize_matrix(n, out_len=out_len), _matlab_resize_brute(n, None, out_len), atol=1e-12
+    )
 
 
 def test_order_differences_is_the_pairwise_count():
     rng = np.random.RandomState(1)
     light, light_e = rng.randint(0, 6, (5, 6)), rng.randint(0, 6, (5, 6))  # many ties
     flat, flat_e = light.ravel(), light_e.ravel()
-    expected = [sum((flat[x] >= flat[y]) != (flat_e[x] >= flat_e[y]) for y in range(30))
-                for x in range(30)]
+    expected = [
+        sum((flat[x] >= flat[y]) != (flat_e[x] >= flat_e[y]) for y in range(30)) for x in range(30)
+    ]
     assert loe.order_differences(light, light_e).ravel().tolist() == expected
     assert loe.order_differences(light, light).max() == 0
 
@@ -55,11 +57,14 @@ def test_loe_without_resize_equals_the_loop(shape):
     assert loe.loe(low, low) == 0.0
 
 
-@pytest.mark.parametrize("shape, small, first_axis", [
-    ((13, 17), (50, 65), 1),   # upscaled; 65/17 = 3.824 < 50/13 = 3.846: columns first
-    ((120, 90), (67, 50), 1),  # 50/90 = 0.5556 < 67/120 = 0.5583: columns first
-    ((90, 120), (50, 67), 0),  # rows first
-])
+@pytest.mark.parametrize(
+    "shape, small, first_axis",
+    [
+        ((13, 17), (50, 65), 1),  # upscaled; 65/17 = 3.824 < 50/13 = 3.846: columns first
+        ((120, 90), (67, 50), 1),  # 50/90 = 0.5556 < 67/120 = 0.5583: columns first
+        ((90, 120), (50, 67), 0),  # rows first
+    ],
+)
 def test_loe_after_resize_equals_the_loop(shape, small, first_axis):
     low, out = _image(shape, 4, high=80), _image(shape, 5)
     assert loe.small_size(*shape) == small

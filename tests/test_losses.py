@@ -33,8 +33,9 @@ def test_adversarial_losses_take_the_shared_term_and_return_only_logged_names():
     fake_B, fake_A = random_tensor((1, 3, 8, 8), 1), random_tensor((1, 3, 8, 8), 2)
     gan = GANLoss("lsgan")
     shared = torch.tensor(0.375)  # a value no discriminator here produces
-    terms = losses.adversarial_losses(_critic(0.1), _critic(0.2), _critic(0.3), _critic(0.4),
-                                      fake_B, fake_A, shared, gan)
+    terms = losses.adversarial_losses(
+        _critic(0.1), _critic(0.2), _critic(0.3), _critic(0.4), fake_B, fake_A, shared, gan
+    )
     assert set(terms) == {"G_A", "G_B", "G_A_edge", "G_B_edge"}
     assert terms["G_B"].item() == pytest.approx(gan(_critic(0.2)(fake_A), True).item() + 0.375)
     assert terms["G_A"].item() == pytest.approx(gan(_critic(0.1)(fake_B), True).item())

@@ -21,14 +21,20 @@ TINY = Architecture(ngf=8, ndf=8)
 
 def _batch(size=32, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(1, 3, size, size, generator=g) * 0.4 - 1.0,
-            torch.rand(1, 3, size, size, generator=g) * 1.6 - 0.8)
+    return (
+        torch.rand(1, 3, size, size, generator=g) * 0.4 - 1.0,
+        torch.rand(1, 3, size, size, generator=g) * 1.6 - 0.8,
+    )
 
 
 def _model(clip, objective="official", checkpointing=False):
     torch.manual_seed(0)
-    return NeRCoModel(TINY, CLIPTerm(clip, normalize_input=objective == "paper"),
-                      objective=objective, checkpointing=checkpointing)
+    return NeRCoModel(
+        TINY,
+        CLIPTerm(clip, normalize_input=objective == "paper"),
+        objective=objective,
+        checkpointing=checkpointing,
+    )
 
 
 def _activation_bytes(tensors, net) -> int:
@@ -66,10 +72,14 @@ def _kept_plainly(loss_fn):
     return loss, kept
 
 
-@pytest.mark.parametrize("make", [
-    lambda: ResnetGenerator(3, 3, ngf=8),
-    lambda: MaskExtractor(3, 3, ngf=8),  # its last pad's output is kept by two operations
-], ids=["generator", "mask_extractor"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ResnetGenerator(3, 3, ngf=8),
+        lambda: MaskExtractor(3, 3, ngf=8),  # its last pad's output is kept by two operations
+    ],
+    ids=["generator", "mask_extractor"],
+)
 def test_padded_inputs_keep_less_and_give_the_same_gradients(make):
     torch.manual_seed(0)
     net = make()
@@ -105,8 +115,9 @@ def test_padded_inputs_within_the_iteration_change_no_loss(random_clip):
         with context:
             loss, terms = model.compute_G_loss(model(*_batch()))
         loss.backward()
-        grads = [p.grad.clone() for name in GENERATOR_NAMES
-                 for p in model.generators[name].parameters()]
+        grads = [
+            p.grad.clone() for name in GENERATOR_NAMES for p in model.generators[name].parameters()
+        ]
         results.append((loss.item(), grads))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
@@ -136,8 +147,11 @@ def test_checkpointing_gives_the_same_gradients(objective, random_clip):
         loss, terms = model.compute_G_loss(model(*_batch()))
         loss.backward()
         losses[checkpointing] = {k: v.item() for k, v in terms.items()}
-        grads[checkpointing] = {f"{n}.{k}": p.grad for n in GENERATOR_NAMES
-                                for k, p in model.generators[n].named_parameters()}
+        grads[checkpointing] = {
+            f"{n}.{k}": p.grad
+            for n in GENERATOR_NAMES
+            for k, p in model.generators[n].named_parameters()
+        }
         forwards[checkpointing] = len(calls)
     assert losses[True] == pytest.approx(losses[False], rel=1e-6, abs=1e-9)
     for key, want in grads[False].items():
@@ -159,8 +173,9 @@ def test_checkpointing_gives_the_same_iteration(random_clip):
         assert ckpt == pytest.approx(plain, rel=1e-6, abs=1e-9)
     nets = {k: m.networks() for k, m in models.items()}
     for name, net in nets[False].items():
-        for (key, want), have in zip(net.state_dict().items(),
-                                     nets[True][name].state_dict().values()):
+        for (key, want), have in zip(
+            net.state_dict().items(), nets[True][name].state_dict().values()
+        ):
             torch.testing.assert_close(have, want, rtol=1e-5, atol=1e-7, msg=f"{name}.{key}")
     # Gradients are released after each step (neither step holds the other's).
     assert all(p.grad is None for p in models[True].parameters())
@@ -172,8 +187,11 @@ def test_clip_term_lets_the_text_tower_go():
     term = CLIPTerm(clip)
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        want = clip.logit_scale.exp() * clip.encode_image(term.prepare(x), normalize=True) \
+        want = (
+            clip.logit_scale.exp()
+            * clip.encode_image(term.prepare(x), normalize=True)
             @ term.text_features.t()
+        )
     del clip
     gc.collect()
     assert text_tower() is None
@@ -186,8 +204,7 @@ def test_checkpointing_under_bf16_autocast_matches(random_clip):
     results = {}
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        model = NeRCoModel(TINY, CLIPTerm(random_clip), amp="bf16",
-                           checkpointing=checkpointing)
+        model = NeRCoModel(TINY, CLIPTerm(random_clip), amp="bf16", checkpointing=checkpointing)
         random.seed(0)
         torch.manual_seed(0)
         results[checkpointing] = [model.optimize_parameters(*_batch(seed=s)) for s in (1, 2)]

@@ -269,8 +269,9 @@ def test_mask_extractor_matches_spec_formula(mask_extractor) -> None:
         feat = net.model(x)
         assert feat.shape[-2:] == (13 + 6, 17 + 6)
         pooled = torch.cat([F.adaptive_avg_pool2d(feat, 1), F.adaptive_max_pool2d(feat, 1)], 1)
-        a = F.conv2d(F.conv2d(F.relu(F.conv2d(pooled, net.fc1.weight)), net.fc2.weight),
-                     net.conv_ca.weight)
+        a = F.conv2d(
+            F.conv2d(F.relu(F.conv2d(pooled, net.fc1.weight)), net.fc2.weight), net.conv_ca.weight
+        )
         attended = a * feat
         spatial = torch.cat([attended.mean(1, keepdim=True), attended.max(1, keepdim=True)[0]], 1)
         want_mask = torch.sigmoid(F.conv2d(spatial, net.conv1.weight))
@@ -347,12 +348,24 @@ def _numpy_edges(x: np.ndarray) -> np.ndarray:
 def test_edge_operator_deterministic_matches_numpy() -> None:
     values = np.array(
         [
-            [[-1.0, -0.5, 0.0, 0.5], [1.0, 0.8, -0.2, 0.1], [0.3, -0.7, 0.9, -0.4],
-             [0.0, 0.0, 0.6, -1.0]],
-            [[0.2, 0.4, -0.6, 0.8], [-1.0, 0.0, 1.0, 0.5], [0.1, 0.2, 0.3, 0.4],
-             [-0.9, 0.7, -0.5, 0.3]],
-            [[1.0, -1.0, 1.0, -1.0], [0.0, 0.25, 0.5, 0.75], [-0.3, 0.6, -0.9, 0.0],
-             [0.45, -0.15, 0.05, 0.95]],
+            [
+                [-1.0, -0.5, 0.0, 0.5],
+                [1.0, 0.8, -0.2, 0.1],
+                [0.3, -0.7, 0.9, -0.4],
+                [0.0, 0.0, 0.6, -1.0],
+            ],
+            [
+                [0.2, 0.4, -0.6, 0.8],
+                [-1.0, 0.0, 1.0, 0.5],
+                [0.1, 0.2, 0.3, 0.4],
+                [-0.9, 0.7, -0.5, 0.3],
+            ],
+            [
+                [1.0, -1.0, 1.0, -1.0],
+                [0.0, 0.25, 0.5, 0.75],
+                [-0.3, 0.6, -0.9, 0.0],
+                [0.45, -0.15, 0.05, 0.95],
+            ],
         ],
         dtype=np.float32,
     )

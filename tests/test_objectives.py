@@ -15,8 +15,9 @@ TINY = Architecture(ngf=8, ndf=8)
 
 def _model(objective, clip, seed=0):
     torch.manual_seed(seed)
-    return NeRCoModel(TINY, CLIPTerm(clip, normalize_input=objective == "paper"),
-                      objective=objective)
+    return NeRCoModel(
+        TINY, CLIPTerm(clip, normalize_input=objective == "paper"), objective=objective
+    )
 
 
 def _batch(seed=1, size=32):
@@ -109,10 +110,29 @@ def test_clip_loss_is_l1_to_target(random_clip):
 
 
 #: Distinct factors, none 1 and no two alike, so that a swapped or dropped factor shows.
-DISTINCT = LossWeights(lambda_A=3.0, lambda_B=7.0, lambda_identity=0.3, lambda_pre=2.5,
-                       lambda_clip=0.7, lambda_edge=0.2, lambda_mask=1.3)
-GENERATOR_TERMS = ("G_A", "cycle_A", "idt_A", "D_A_CLIP", "G_A_edge", "G_B", "cycle_B",
-                   "idt_B", "D_B_CLIP", "G_B_edge", "H", "PreConsis")
+DISTINCT = LossWeights(
+    lambda_A=3.0,
+    lambda_B=7.0,
+    lambda_identity=0.3,
+    lambda_pre=2.5,
+    lambda_clip=0.7,
+    lambda_edge=0.2,
+    lambda_mask=1.3,
+)
+GENERATOR_TERMS = (
+    "G_A",
+    "cycle_A",
+    "idt_A",
+    "D_A_CLIP",
+    "G_A_edge",
+    "G_B",
+    "cycle_B",
+    "idt_B",
+    "D_B_CLIP",
+    "G_B_edge",
+    "H",
+    "PreConsis",
+)
 
 
 def test_generator_total_coefficients():
@@ -123,13 +143,28 @@ def test_generator_total_coefficients():
     grads = torch.autograd.grad(total, list(terms.values()))
     got = {n: g.item() for n, g in zip(terms, grads)}
     want = dict.fromkeys(GENERATOR_TERMS, 1.0) | {
-        "D_A_CLIP": w.lambda_clip, "D_B_CLIP": w.lambda_clip, "G_A_edge": w.lambda_edge,
-        "G_B_edge": w.lambda_edge, "H": w.lambda_mask}
+        "D_A_CLIP": w.lambda_clip,
+        "D_B_CLIP": w.lambda_clip,
+        "G_A_edge": w.lambda_edge,
+        "G_B_edge": w.lambda_edge,
+        "H": w.lambda_mask,
+    }
     assert got == pytest.approx(want, rel=1e-6)
     t = {n: v.item() for n, v in terms.items()}
-    by_hand = (t["G_A"] + t["cycle_A"] + t["idt_A"] + 0.7 * t["D_A_CLIP"] + 0.2 * t["G_A_edge"]
-               + t["G_B"] + t["cycle_B"] + t["idt_B"] + 0.7 * t["D_B_CLIP"]
-               + 0.2 * t["G_B_edge"] + 1.3 * t["H"] + t["PreConsis"])
+    by_hand = (
+        t["G_A"]
+        + t["cycle_A"]
+        + t["idt_A"]
+        + 0.7 * t["D_A_CLIP"]
+        + 0.2 * t["G_A_edge"]
+        + t["G_B"]
+        + t["cycle_B"]
+        + t["idt_B"]
+        + 0.7 * t["D_B_CLIP"]
+        + 0.2 * t["G_B_edge"]
+        + 1.3 * t["H"]
+        + t["PreConsis"]
+    )
     assert total.item() == pytest.approx(by_hand, rel=1e-6)
 
 
@@ -172,19 +207,35 @@ def _spec_generator_terms(model, v) -> dict:
 @pytest.mark.parametrize("objective", ["official", "paper"])
 def test_generator_terms_and_total_match_the_spec(objective, random_clip):
     torch.manual_seed(0)
-    model = NeRCoModel(TINY, CLIPTerm(random_clip, normalize_input=objective == "paper"),
-                       objective=objective, weights=DISTINCT)
+    model = NeRCoModel(
+        TINY,
+        CLIPTerm(random_clip, normalize_input=objective == "paper"),
+        objective=objective,
+        weights=DISTINCT,
+    )
     v = model(*_batch())
     model.discriminators.requires_grad_(False)
     total, terms = model.compute_G_loss(v)
     with torch.no_grad():
         want = _spec_generator_terms(model, v)
         want["total"] = (
-            (want["G_A"] + want["cycle_A"] + want["idt_A"] + 0.7 * want["D_A_CLIP"]
-             + 0.2 * want["G_A_edge"])
-            + (want["G_B"] + want["cycle_B"] + want["idt_B"] + 0.7 * want["D_B_CLIP"]
-               + 0.2 * want["G_B_edge"])
-            + 1.3 * want["H"] + want["PreConsis"])
+            (
+                want["G_A"]
+                + want["cycle_A"]
+                + want["idt_A"]
+                + 0.7 * want["D_A_CLIP"]
+                + 0.2 * want["G_A_edge"]
+            )
+            + (
+                want["G_B"]
+                + want["cycle_B"]
+                + want["idt_B"]
+                + 0.7 * want["D_B_CLIP"]
+                + 0.2 * want["G_B_edge"]
+            )
+            + 1.3 * want["H"]
+            + want["PreConsis"]
+        )
     got = {name: t.item() for name, t in (terms | {"total": total}).items()}
     assert got == pytest.approx({n: t.item() for n, t in want.items()}, rel=1e-5)
 
@@ -199,17 +250,21 @@ def test_discriminator_terms_match_the_spec(random_clip):
         return 0.5 * (_lsgan(D(real), True) + _lsgan(D(fake), False))
 
     with torch.no_grad():  # fresh pools: the newest images come back
-        want = {"D_A": basic(d["D_A"], v["real_B"], v["fake_B"]),
-                "D_B": basic(d["D_B"], v["real_A"], v["fake_A"])
-                + basic(d["D_B"], v["real_A"], v["pre_A"]),
-                "D_A_edge": basic(d["D_A_edge"], edge(v["real_B"]), edge(v["fake_B"])),
-                "D_B_edge": basic(d["D_B_edge"], edge(v["real_A"]), edge(v["fake_A"]))}
+        want = {
+            "D_A": basic(d["D_A"], v["real_B"], v["fake_B"]),
+            "D_B": basic(d["D_B"], v["real_A"], v["fake_A"])
+            + basic(d["D_B"], v["real_A"], v["pre_A"]),
+            "D_A_edge": basic(d["D_A_edge"], edge(v["real_B"]), edge(v["fake_B"])),
+            "D_B_edge": basic(d["D_B_edge"], edge(v["real_A"]), edge(v["fake_A"])),
+        }
     assert {n: t.item() for n, t in terms.items()} == pytest.approx(
-        {n: t.item() for n, t in want.items()}, rel=1e-5)
+        {n: t.item() for n, t in want.items()}, rel=1e-5
+    )
 
 
 def test_lambda_identity_zero_drops_the_identity_terms():
     """As the release: no identity pass at all when λ_idt is 0."""
+
     def never(_):
         raise AssertionError("a generator ran")
 
@@ -222,8 +277,15 @@ def test_train_options_reach_the_loss_weights():
     from nerco.training.trainer import loss_weights_from
     from options import TrainOptions
 
-    flags = {"lambda_A": 3.0, "lambda_B": 7.0, "lambda_identity": 0.3, "lambda_pre": 2.5,
-             "lambda_clip": 0.7, "lambda_edge": 0.2, "lambda_mask": 1.3}
+    flags = {
+        "lambda_A": 3.0,
+        "lambda_B": 7.0,
+        "lambda_identity": 0.3,
+        "lambda_pre": 2.5,
+        "lambda_clip": 0.7,
+        "lambda_edge": 0.2,
+        "lambda_mask": 1.3,
+    }
     argv = ["--dataroot", "unused"] + [a for k, x in flags.items() for a in (f"--{k}", str(x))]
     assert loss_weights_from(TrainOptions().parse(argv)) == DISTINCT == LossWeights(**flags)
 
@@ -231,8 +293,9 @@ def test_train_options_reach_the_loss_weights():
 @pytest.mark.parametrize("objective", ["official", "paper"])
 def test_one_iteration_updates_all_networks(objective, random_clip):
     model = _model(objective, random_clip)
-    before = {n: [p.detach().clone() for p in net.parameters()]
-              for n, net in model.networks().items()}
+    before = {
+        n: [p.detach().clone() for p in net.parameters()] for n, net in model.networks().items()
+    }
     losses = model.optimize_parameters(*_batch())
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     for name, net in model.networks().items():

@@ -25,9 +25,21 @@ from options.values import Float, GpuIds, Int
 
 PARSERS = {"train.py": TrainOptions, "test.py": TestOptions}
 #: Options whose value is free text (paths, names, labels): checked where they are used.
-FREE_TEXT = {"--dataroot", "--name", "--checkpoints_dir", "--epoch", "--suffix",
-             "--display_server", "--display_env", "--clip_weights", "--results_dir", "--phase",
-             "--input", "--output", "--gt"}
+FREE_TEXT = {
+    "--dataroot",
+    "--name",
+    "--checkpoints_dir",
+    "--epoch",
+    "--suffix",
+    "--display_server",
+    "--display_env",
+    "--clip_weights",
+    "--results_dir",
+    "--phase",
+    "--input",
+    "--output",
+    "--gt",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +67,17 @@ def run_main(script: str, argv: list, capsys) -> tuple[int, list[str]]:
 
 def base_args(script: str, tmp_path) -> list[str]:
     """Valid options that stop at the data if a bad value is accepted (no such dataroot)."""
-    common = ["--dataroot", tmp_path / "no_dataset", "--checkpoints_dir", tmp_path / "saves",
-              "--gpu_ids", "-1"]
-    return common + (["--clip_weights", "random", "--display_id", "0"]
-                     if script == "train.py" else [])
+    common = [
+        "--dataroot",
+        tmp_path / "no_dataset",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        "--gpu_ids",
+        "-1",
+    ]
+    return common + (
+        ["--clip_weights", "random", "--display_id", "0"] if script == "train.py" else []
+    )
 
 
 def value_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
@@ -78,11 +97,13 @@ def bad_values(action: argparse.Action) -> list[str]:
     if isinstance(kind, Float):
         values = ["abc", "nan", "inf", "-inf"]
         if kind.minimum is not None:
-            values.append(repr(kind.minimum if kind.above
-                               else math.nextafter(kind.minimum, -math.inf)))
+            values.append(
+                repr(kind.minimum if kind.above else math.nextafter(kind.minimum, -math.inf))
+            )
         if kind.maximum is not None:
-            values.append(repr(kind.maximum if kind.below
-                               else math.nextafter(kind.maximum, math.inf)))
+            values.append(
+                repr(kind.maximum if kind.below else math.nextafter(kind.maximum, math.inf))
+            )
         return values
     if isinstance(kind, GpuIds):
         return ["x", "-2", "0,0", "-1,0", "0,,1"]
@@ -93,8 +114,9 @@ def good_values(action: argparse.Action) -> list[str]:
     """Values at the edge of what the type allows (accepted by the type itself)."""
     kind = action.type
     if isinstance(kind, Int):
-        return [str(b) for b in (kind.minimum, kind.maximum) if b is not None] + \
-            (["inf"] if kind.infinite else [])
+        return [str(b) for b in (kind.minimum, kind.maximum) if b is not None] + (
+            ["inf"] if kind.infinite else []
+        )
     if isinstance(kind, Float):
         low = kind.minimum
         return [] if low is None else [repr(math.nextafter(low, math.inf) if kind.above else low)]
@@ -121,7 +143,8 @@ def test_every_value_option_is_checked(script):
             continue
         assert action.choices is not None or isinstance(action.type, (Int, Float, GpuIds)), (
             f"{script} {flag} takes a value that nothing checks: give it a type from "
-            f"options.values (or choices), or list it in FREE_TEXT if it is free text")
+            f"options.values (or choices), or list it in FREE_TEXT if it is free text"
+        )
         for value in good_values(action):
             action.type(value)  # the edge of the range is allowed
 
@@ -162,8 +185,11 @@ def test_output_folders_that_are_files(tmp_path, capsys):
         ("train.py", ["--checkpoints_dir", a_file], "--checkpoints_dir"),
         ("train.py", ["--checkpoints_dir", tmp_path, "--name", "a_file"], "--name a_file"),
         ("test.py", ["--results_dir", a_file], "--results_dir"),
-        ("test.py", ["--input", tmp_path / "photo.png", "--output", a_file,
-                     "--dataroot", ""], "--output"),
+        (
+            "test.py",
+            ["--input", tmp_path / "photo.png", "--output", a_file, "--dataroot", ""],
+            "--output",
+        ),
     ]:
         status, lines = run_main(script, base_args(script, tmp_path) + args, capsys)
         assert status == 2 and len(lines) == 1 and flag in lines[0], lines
@@ -171,8 +197,9 @@ def test_output_folders_that_are_files(tmp_path, capsys):
 
 
 def test_typo_suggests_the_option(tmp_path, capsys):
-    status, lines = run_main("train.py", base_args("train.py", tmp_path) +
-                             ["--lr_polcy", "step"], capsys)
+    status, lines = run_main(
+        "train.py", base_args("train.py", tmp_path) + ["--lr_polcy", "step"], capsys
+    )
     assert status == 2 and len(lines) == 1 and "did you mean --lr_policy?" in lines[0]
 
 
@@ -180,31 +207,43 @@ def parse_train(tmp_path, *args) -> argparse.Namespace:
     return TrainOptions().parse([str(a) for a in base_args("train.py", tmp_path) + list(args)])
 
 
-@pytest.mark.parametrize("args, needles", [
-    # the issue's cases
-    (["--load_size", "40", "--crop_size", "30"], ["--crop_size 30", "multiple of 4", "28 or 32"]),
-    (["--print_freq", "0"], ["--print_freq", ">= 1"]),
-    (["--suffix", "{nope}"], ["--suffix", "{nope} is not an option"]),
-    (["--ngf", "0"], ["--ngf", ">= 1"]),
-    (["--lr", "-0.1"], ["--lr", "> 0"]),
-    (["--n_epochs", "-1"], ["--n_epochs", ">= 0"]),
-    # what the preprocess modes need of the sizes, and the discriminators' least size
-    (["--load_size", "36", "--crop_size", "20"], ["--crop_size 20", "at least 24", "use 24"]),
-    (["--preprocess", "crop", "--crop_size", "22"], ["--crop_size 22", "use 24"]),
-    (["--load_size", "256", "--crop_size", "512"], ["--crop_size 512", "--load_size 256"]),
-    (["--preprocess", "scale_width_and_crop", "--load_size", "32", "--crop_size", "64"],
-     ["--crop_size 64", "--load_size 32"]),
-    (["--preprocess", "scale_width", "--load_size", "30"], ["--load_size 30", "28 or 32"]),
-    (["--netD", "n_layers", "--n_layers_D", "4", "--load_size", "44", "--crop_size", "44"],
-     ["--crop_size 44", "at least 48", "--n_layers_D 4"]),
-    # the schedule, the files named
-    (["--n_epochs", "0", "--n_epochs_decay", "0"], ["--n_epochs 0 --n_epochs_decay 0"]),
-    (["--n_epochs", "2", "--n_epochs_decay", "2", "--epoch_count", "5"],
-     ["--epoch_count 5", "last epoch, 4"]),
-    (["--clip_weights", "missing.pt"], ["--clip_weights missing.pt", "does not exist"]),
-    (["--suffix", "{"], ["--suffix '{'", "not a valid template"]),
-    (["--suffix", "{lr:d}"], ["--suffix", "not a valid template"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        # the issue's cases
+        (
+            ["--load_size", "40", "--crop_size", "30"],
+            ["--crop_size 30", "multiple of 4", "28 or 32"],
+        ),
+        (["--print_freq", "0"], ["--print_freq", ">= 1"]),
+        (["--suffix", "{nope}"], ["--suffix", "{nope} is not an option"]),
+        (["--ngf", "0"], ["--ngf", ">= 1"]),
+        (["--lr", "-0.1"], ["--lr", "> 0"]),
+        (["--n_epochs", "-1"], ["--n_epochs", ">= 0"]),
+        # what the preprocess modes need of the sizes, and the discriminators' least size
+        (["--load_size", "36", "--crop_size", "20"], ["--crop_size 20", "at least 24", "use 24"]),
+        (["--preprocess", "crop", "--crop_size", "22"], ["--crop_size 22", "use 24"]),
+        (["--load_size", "256", "--crop_size", "512"], ["--crop_size 512", "--load_size 256"]),
+        (
+            ["--preprocess", "scale_width_and_crop", "--load_size", "32", "--crop_size", "64"],
+            ["--crop_size 64", "--load_size 32"],
+        ),
+        (["--preprocess", "scale_width", "--load_size", "30"], ["--load_size 30", "28 or 32"]),
+        (
+            ["--netD", "n_layers", "--n_layers_D", "4", "--load_size", "44", "--crop_size", "44"],
+            ["--crop_size 44", "at least 48", "--n_layers_D 4"],
+        ),
+        # the schedule, the files named
+        (["--n_epochs", "0", "--n_epochs_decay", "0"], ["--n_epochs 0 --n_epochs_decay 0"]),
+        (
+            ["--n_epochs", "2", "--n_epochs_decay", "2", "--epoch_count", "5"],
+            ["--epoch_count 5", "last epoch, 4"],
+        ),
+        (["--clip_weights", "missing.pt"], ["--clip_weights missing.pt", "does not exist"]),
+        (["--suffix", "{"], ["--suffix '{'", "not a valid template"]),
+        (["--suffix", "{lr:d}"], ["--suffix", "not a valid template"]),
+    ],
+)
 def test_cross_option_checks(tmp_path, args, needles):
     with pytest.raises(UserError) as info:
         parse_train(tmp_path, *args)
@@ -214,18 +253,21 @@ def test_cross_option_checks(tmp_path, args, needles):
         assert needle in message, message
 
 
-@pytest.mark.parametrize("args", [
-    [],  # the release's defaults: 512 crops of 512 images
-    ["--load_size", "36", "--crop_size", "32"],  # the suite's tiny runs
-    ["--load_size", "24", "--crop_size", "24"],
-    ["--preprocess", "crop", "--load_size", "8", "--crop_size", "512"],  # crop ignores load
-    ["--netD", "pixel", "--load_size", "8", "--crop_size", "8"],
-    ["--netD", "n_layers", "--n_layers_D", "1", "--load_size", "8", "--crop_size", "8"],
-    ["--netD", "n_layers", "--n_layers_D", "4", "--load_size", "48", "--crop_size", "48"],
-    ["--n_epochs", "0", "--n_epochs_decay", "1"],
-    ["--n_epochs", "2", "--n_epochs_decay", "2", "--epoch_count", "4"],
-    ["--suffix", "{netG}_size{load_size}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # the release's defaults: 512 crops of 512 images
+        ["--load_size", "36", "--crop_size", "32"],  # the suite's tiny runs
+        ["--load_size", "24", "--crop_size", "24"],
+        ["--preprocess", "crop", "--load_size", "8", "--crop_size", "512"],  # crop ignores load
+        ["--netD", "pixel", "--load_size", "8", "--crop_size", "8"],
+        ["--netD", "n_layers", "--n_layers_D", "1", "--load_size", "8", "--crop_size", "8"],
+        ["--netD", "n_layers", "--n_layers_D", "4", "--load_size", "48", "--crop_size", "48"],
+        ["--n_epochs", "0", "--n_epochs_decay", "1"],
+        ["--n_epochs", "2", "--n_epochs_decay", "2", "--epoch_count", "4"],
+        ["--suffix", "{netG}_size{load_size}"],
+    ],
+)
 def test_valid_combinations_are_accepted(tmp_path, args):
     opt = parse_train(tmp_path, *args)
     if "--suffix" in args:
@@ -297,9 +339,22 @@ def test_edge_filter_reaches_the_model(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "NeRCoModel", model)
     monkeypatch.setattr(trainer, "CLIPTerm", lambda *args, **kwargs: None)
     monkeypatch.setattr(trainer.Trainer, "_build_clip", lambda self: None)
-    argv = ["--dataroot", str(_dataset(tmp_path, [(36, 36)], [(36, 36)])), "--clip_weights",
-            "random", "--gpu_ids", "-1", "--display_id", "0", "--load_size", "36",
-            "--crop_size", "32", "--num_threads", "0"]
+    argv = [
+        "--dataroot",
+        str(_dataset(tmp_path, [(36, 36)], [(36, 36)])),
+        "--clip_weights",
+        "random",
+        "--gpu_ids",
+        "-1",
+        "--display_id",
+        "0",
+        "--load_size",
+        "36",
+        "--crop_size",
+        "32",
+        "--num_threads",
+        "0",
+    ]
     for extra in ([], ["--edge_filter", "sobel"], ["--edge_filter", "laplacian"]):
         with pytest.raises(UserError, match="stop here"):
             trainer.Trainer(TrainOptions().parse(argv + extra))
@@ -320,8 +375,9 @@ def _dataset(root, a_sizes, b_sizes):
 
 
 def _parse_data(root, *args):
-    return TrainOptions().parse(["--dataroot", str(root), "--clip_weights", "random",
-                                 *map(str, args)])
+    return TrainOptions().parse(
+        ["--dataroot", str(root), "--clip_weights", "random", *map(str, args)]
+    )
 
 
 def test_batch_of_whole_images_needs_one_size(tmp_path):
@@ -349,20 +405,29 @@ def test_pairs_of_whole_images_need_one_size_even_in_batches_of_one(tmp_path):
     paired = _dataset(tmp_path / "paired", [(36, 36), (40, 32)], [(36, 36), (40, 32)])
     _parse_data(paired, "--preprocess", "none", "--serial_batches")
     crossed = _dataset(tmp_path / "crossed", [(36, 36), (40, 32)], [(40, 32), (36, 36)])
-    with pytest.raises(UserError, match="with --serial_batches .*a0.png becomes 36x36 but "
-                                        ".*b0.png becomes 40x32"):
+    with pytest.raises(
+        UserError, match="with --serial_batches .*a0.png becomes 36x36 but .*b0.png becomes 40x32"
+    ):
         _parse_data(crossed, "--preprocess", "none", "--serial_batches")
 
 
 def test_scale_width_sizes_from_the_headers(tmp_path):
     # width 48: 60x40 and 90x60 → 48x32; 60x45 → 48x36; 60x50 → 48x40
     same = _dataset(tmp_path / "same", [(60, 40), (90, 60)], [(60, 40)])
-    _parse_data(same, "--preprocess", "scale_width", "--load_size", "48", "--crop_size", "24",
-                "--batch_size", "2")
+    _parse_data(
+        same,
+        "--preprocess",
+        "scale_width",
+        "--load_size",
+        "48",
+        "--crop_size",
+        "24",
+        "--batch_size",
+        "2",
+    )
     mixed = _dataset(tmp_path / "mixed", [(60, 40)], [(60, 45)])
     with pytest.raises(UserError, match="b0.png becomes 48x36"):
-        _parse_data(mixed, "--preprocess", "scale_width", "--load_size", "48", "--crop_size",
-                    "24")
+        _parse_data(mixed, "--preprocess", "scale_width", "--load_size", "48", "--crop_size", "24")
     # crop_size is scale_width's least height: 60x20 → 48x24 (not 48x16)
     tall = _dataset(tmp_path / "least", [(60, 20)], [(48, 24)])
     _parse_data(tall, "--preprocess", "scale_width", "--load_size", "48", "--crop_size", "24")
@@ -379,25 +444,31 @@ def test_cropping_modes_do_not_read_the_images(tmp_path):
 # ----------------------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("script, args, needle", [
-    ("train.py", ["--load_size", "40", "--crop_size", "30"], "--crop_size 30"),
-    ("train.py", ["--print_freq", "0"], "--print_freq"),
-    ("train.py", ["--suffix", "{nope}"], "--suffix"),
-    ("train.py", ["--ngf", "abc"], "--ngf"),  # argparse's own error: no usage block
-    ("train.py", ["--model", "cycle_gan"], "--model"),
-    ("test.py", ["--num_test", "0"], "--num_test"),
-    ("test.py", ["--amp", "fp32"], "--amp"),
-    ("test.py", ["--suffix", "{size}"], "--suffix"),
-])
+@pytest.mark.parametrize(
+    "script, args, needle",
+    [
+        ("train.py", ["--load_size", "40", "--crop_size", "30"], "--crop_size 30"),
+        ("train.py", ["--print_freq", "0"], "--print_freq"),
+        ("train.py", ["--suffix", "{nope}"], "--suffix"),
+        ("train.py", ["--ngf", "abc"], "--ngf"),  # argparse's own error: no usage block
+        ("train.py", ["--model", "cycle_gan"], "--model"),
+        ("test.py", ["--num_test", "0"], "--num_test"),
+        ("test.py", ["--amp", "fp32"], "--amp"),
+        ("test.py", ["--suffix", "{size}"], "--suffix"),
+    ],
+)
 def test_commands_refuse_before_importing_torch(tmp_path, script, args, needle):
     """As a user runs them; the refusal comes before torch (and CLIP, the networks) load."""
     argv = [script, *map(str, base_args(script, tmp_path)), *args]
-    probe = (f"import runpy, sys; sys.argv = {argv!r}\n"
-             f"try:\n    runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n"
-             f"except SystemExit as stop:\n"
-             f"    print('exit', stop.code, 'torch' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    probe = (
+        f"import runpy, sys; sys.argv = {argv!r}\n"
+        f"try:\n    runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n"
+        f"except SystemExit as stop:\n"
+        f"    print('exit', stop.code, 'torch' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     lines = (proc.stdout + proc.stderr).splitlines()
     assert lines[-1] == "exit 2 False", lines
     assert len(lines) == 2 and lines[0].startswith("error: ") and needle in lines[0], lines

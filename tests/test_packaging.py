@@ -42,8 +42,12 @@ TOP_LEVEL = ("nerco", "options", "data")
 
 def _key(requirement: Requirement) -> tuple:
     """What two spellings of one requirement share: name, extras, pins, marker."""
-    return (canonicalize_name(requirement.name), tuple(sorted(requirement.extras)),
-            str(requirement.specifier), str(requirement.marker or ""))
+    return (
+        canonicalize_name(requirement.name),
+        tuple(sorted(requirement.extras)),
+        str(requirement.specifier),
+        str(requirement.marker or ""),
+    )
 
 
 def _requirements_file(name: str) -> tuple[dict, list[str]]:
@@ -70,16 +74,18 @@ def _assert_same(declared: dict, listed: dict, where: str, file: str) -> None:
     extra = sorted(set(declared) - set(listed))
     assert not missing, f"{file} lists {missing}, {where} does not"
     assert not extra, f"{where} declares {extra}, {file} does not list them"
-    differ = {name: (declared[name], listed[name]) for name in declared
-              if declared[name] != listed[name]}
+    differ = {
+        name: (declared[name], listed[name]) for name in declared if declared[name] != listed[name]
+    }
     assert not differ, f"{where} and {file} pin differently: {differ}"
 
 
 def test_dependencies_mirror_requirements_txt():
     listed, included = _requirements_file("requirements.txt")
     assert included == []
-    _assert_same(_declared(PROJECT["dependencies"]), listed, "[project] dependencies",
-                 "requirements.txt")
+    _assert_same(
+        _declared(PROJECT["dependencies"]), listed, "[project] dependencies", "requirements.txt"
+    )
 
 
 def test_eval_and_export_extras_mirror_requirements_extras_txt():
@@ -99,8 +105,11 @@ def test_dev_extra_mirrors_requirements_dev_txt():
     assert included == ["requirements-extras.txt"]
     _assert_same(dev, listed, "the dev extra", "requirements-dev.txt")
     # `ruff format --check` gives the same verdict everywhere only with one ruff release.
-    assert str(Requirement(next(s for s in PROJECT["optional-dependencies"]["dev"]
-                                if s.startswith("ruff"))).specifier).startswith("==")
+    assert str(
+        Requirement(
+            next(s for s in PROJECT["optional-dependencies"]["dev"] if s.startswith("ruff"))
+        ).specifier
+    ).startswith("==")
 
 
 def _third_party_imports() -> dict[str, str]:
@@ -150,8 +159,12 @@ def test_console_scripts_are_the_known_commands():
             path = Path(spec.origin)
             if spec.submodule_search_locations:  # a package: `python -m` runs its __main__
                 path = path.with_name("__main__.py")
-        imports = {(node.module, alias.name) for node in ast.walk(ast.parse(path.read_text()))
-                   if isinstance(node, ast.ImportFrom) for alias in node.names}
+        imports = {
+            (node.module, alias.name)
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
         assert (module, attr) in imports, f"{old_form} does not run {scripts[script]}"
 
 
@@ -176,20 +189,27 @@ def test_readme_console_commands_exist_and_accept_their_flags():
                     main([*argv[1:], "--help"])
             assert exit_info.value.code in (0, None), f"{' '.join(argv)}:\n{out.getvalue()}"
             for flag in (a.split("=", 1)[0] for a in argv[1:] if a.startswith("--")):
-                assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", out.getvalue()), \
+                assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", out.getvalue()), (
                     f"{argv[0]} does not accept {flag}"
+                )
     assert {argv[0] for argv in seen} == set(COMMANDS), "the README shows every command"
 
 
 def _source_files(top: str) -> list[Path]:
-    return sorted(p for p in (ROOT / top).rglob("*")
-                  if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return sorted(
+        p
+        for p in (ROOT / top).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
 
 
 def _code_folders() -> set[str]:
     """Every folder of the source tree that holds Python modules, dotted."""
-    return {".".join(p.parent.relative_to(ROOT).parts)
-            for top in TOP_LEVEL for p in (ROOT / top).rglob("*.py")}
+    return {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in TOP_LEVEL
+        for p in (ROOT / top).rglob("*.py")
+    }
 
 
 def _found_packages() -> set[str]:
@@ -197,8 +217,11 @@ def _found_packages() -> set[str]:
     from setuptools.discovery import PEP420PackageFinder
 
     find = SETUPTOOLS["packages"]["find"]
-    return set(PEP420PackageFinder.find(str(ROOT), include=find["include"],
-                                        exclude=find.get("exclude", ())))
+    return set(
+        PEP420PackageFinder.find(
+            str(ROOT), include=find["include"], exclude=find.get("exclude", ())
+        )
+    )
 
 
 def test_every_code_folder_is_a_package_and_every_data_file_package_data():
@@ -215,8 +238,9 @@ def test_every_code_folder_is_a_package_and_every_data_file_package_data():
             depth = max(d for d in range(1, len(parts)) if ".".join(parts[:d]) in packages)
             package, inside = ".".join(parts[:depth]), "/".join(parts[depth:])
             globs = package_data.get(package, [])
-            assert any(fnmatch.fnmatchcase(inside, g) for g in globs), \
+            assert any(fnmatch.fnmatchcase(inside, g) for g in globs), (
                 f"{path.relative_to(ROOT)} is not package data: the wheel would lack it"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -236,9 +260,24 @@ def wheel(tmp_path_factory) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "-q", str(source), "-w", str(tmp / "dist")],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            str(source),
+            "-w",
+            str(tmp / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (built,) = (tmp / "dist").glob("nerco-*.whl")
     return built
@@ -254,8 +293,10 @@ def test_wheel_holds_every_module_data_file_and_command(wheel):
         fields = archive.read(f"{info}/METADATA").decode()
     sources = {"/".join(p.relative_to(ROOT).parts) for top in TOP_LEVEL for p in _source_files(top)}
     assert sources - names == set(), "the wheel lacks files of the source tree"
-    assert {"nerco/evaluation/viewer_assets/viewer.css",
-            "nerco/evaluation/viewer_assets/viewer.js"} <= names
+    assert {
+        "nerco/evaluation/viewer_assets/viewer.css",
+        "nerco/evaluation/viewer_assets/viewer.js",
+    } <= names
     assert {n.split("/")[0] for n in names} == {*TOP_LEVEL, info}, "only our packages"
     assert f"Version: {nerco.__version__}\n" in fields
     for requirement in PROJECT["dependencies"]:
@@ -293,8 +334,14 @@ def test_installed_wheel_runs_from_another_folder(wheel, tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.run([sys.executable, "-c", RUN_INSTALLED, json.dumps(PROJECT["scripts"])],
-                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_INSTALLED, json.dumps(PROJECT["scripts"])],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout.splitlines()[-1])
     for path in found["files"]:

@@ -53,18 +53,31 @@ def test_batches_group_equal_sizes_in_order():
         return Task(name, name + ".png"), Decoded(np.zeros((h, w, 3), np.uint8))
 
     bad = Failure("bad", "cannot read image bad")
-    items = [item("a", 8, 9), item("b", 9, 8), item("c", 8, 9), ("x", bad), item("d", 8, 9),
-             item("e", 9, 8), item("f", 10, 10)]
-    names = [g.source if isinstance(g, Failure) else [t.source for t, _ in g]
-             for g in batches_by_size(items, batch_size=3)]
+    items = [
+        item("a", 8, 9),
+        item("b", 9, 8),
+        item("c", 8, 9),
+        ("x", bad),
+        item("d", 8, 9),
+        item("e", 9, 8),
+        item("f", 10, 10),
+    ]
+    names = [
+        g.source if isinstance(g, Failure) else [t.source for t, _ in g]
+        for g in batches_by_size(items, batch_size=3)
+    ]
     # Failures pass at once; a group goes when full, the rest in the order they began.
     assert names == ["bad", ["a", "c", "d"], ["b", "e"], ["f"]]
     # Never more than 2 x batch_size waiting: with 2, the oldest group goes early.
-    names = [[t.source for t, _ in g] for g in batches_by_size(
-        [item(str(i), 8 + i % 5, 8) for i in range(8)], batch_size=2)]
+    names = [
+        [t.source for t, _ in g]
+        for g in batches_by_size([item(str(i), 8 + i % 5, 8) for i in range(8)], batch_size=2)
+    ]
     assert names == [["0"], ["1"], ["2"], ["3"], ["4"], ["5"], ["6"], ["7"]]
-    names = [[t.source for t, _ in g] for g in batches_by_size(
-        [item(str(i), 8 + i % 2, 8) for i in range(5)], batch_size=1)]
+    names = [
+        [t.source for t, _ in g]
+        for g in batches_by_size([item(str(i), 8 + i % 2, 8) for i in range(5)], batch_size=1)
+    ]
     assert names == [["0"], ["1"], ["2"], ["3"], ["4"]]
 
 
@@ -72,8 +85,9 @@ def test_each_result_under_its_own_name_in_batches(tmp_path):
     sizes = [(40, 32), (32, 40), (40, 32), (40, 32), (24, 16), (32, 40), (40, 32)]
     tasks = _tasks(tmp_path, sizes)
     standin = Standin()
-    report = Pipeline(standin, torch.device("cpu"), read_dataset_image, batch_size=3,
-                      threads=2).run(tasks)
+    report = Pipeline(
+        standin, torch.device("cpu"), read_dataset_image, batch_size=3, threads=2
+    ).run(tasks)
     assert report.written == len(tasks) and not report.failures and not report.stopped
     for task in tasks:
         source = np.asarray(Image.open(task.source).convert("RGB"))
@@ -100,8 +114,9 @@ def test_decoding_stays_a_bounded_distance_ahead(tmp_path):
             state["written"] += n
 
     threads, batch_size = 2, 2
-    report = Pipeline(Standin(delay=0.01), torch.device("cpu"), read, batch_size=batch_size,
-                      threads=threads).run(tasks, progress=progress)
+    report = Pipeline(
+        Standin(delay=0.01), torch.device("cpu"), read, batch_size=batch_size, threads=threads
+    ).run(tasks, progress=progress)
     assert report.written == 40
     assert order == [t.source for t in tasks]  # decoding starts in task order
     # read-ahead + grouping + writer queue, each a few batches: far below 40.
@@ -111,8 +126,9 @@ def test_decoding_stays_a_bounded_distance_ahead(tmp_path):
 def test_stop_request_finishes_the_batch_under_way(tmp_path):
     tasks = _tasks(tmp_path, [(16, 16)] * 6)
     calls = []
-    report = Pipeline(Standin(on_call=calls.append), torch.device("cpu"), read_dataset_image,
-                      threads=2).run(tasks, stop=lambda: len(calls) >= 2)
+    report = Pipeline(
+        Standin(on_call=calls.append), torch.device("cpu"), read_dataset_image, threads=2
+    ).run(tasks, stop=lambda: len(calls) >= 2)
     assert report.stopped and report.written == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00.png", "01.png"]
 
@@ -125,8 +141,9 @@ def test_out_of_memory_batch_goes_again_one_image_at_a_time(tmp_path):
             return super().forward(x)
 
     tasks = _tasks(tmp_path, [(24, 16), (24, 16), (48, 16), (24, 16)])
-    report = Pipeline(SmallMemory(), torch.device("cpu"), read_dataset_image, batch_size=4,
-                      threads=1).run(tasks)
+    report = Pipeline(
+        SmallMemory(), torch.device("cpu"), read_dataset_image, batch_size=4, threads=1
+    ).run(tasks)
     assert report.written == 3
     [failure] = report.failures
     assert failure.source == tasks[2].source
@@ -154,8 +171,19 @@ def test_write_png_replaces_atomically(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["r.png"]
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.cuda,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+            ],
+        ),
+    ],
+)
 def test_batch_equals_single_images_at_the_released_width(device):
     """Instance norm and the attention are per image: a batch gives each image its numbers
     alone up to float rounding, on the inference path (>= 128x128) and the plain one.

@@ -24,8 +24,11 @@ SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 
 def shell_blocks(text: str) -> list[str]:
     """Fenced code blocks labelled with a shell language, in order."""
-    return [body for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
-            if lang in SHELL_LANGUAGES]
+    return [
+        body
+        for lang, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+        if lang in SHELL_LANGUAGES
+    ]
 
 
 def commands(block: str) -> list[list[str]]:
@@ -62,7 +65,7 @@ def target(argv: list[str]) -> tuple[str, str, list[str]] | None:
     if program == "torchrun":
         for i, token in enumerate(argv):
             if token.endswith(".py"):
-                return "script", token, argv[i + 1:]
+                return "script", token, argv[i + 1 :]
     if program == "bash" and len(argv) > 1 and argv[1].startswith("scripts/"):
         return "bash", argv[1], argv[2:]
     return None
@@ -109,15 +112,21 @@ def check_command(kind: str, name: str, args: list[str]) -> None:
         assert importlib.util.find_spec(name) is not None, f"no module {name}"
     text = help_text(kind, name, args)
     for flag in (a.split("=", 1)[0] for a in args if a.startswith("--")):
-        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), \
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text), (
             f"{name} does not accept {flag}"
+        )
 
 
 def test_readme_has_commands():
     kinds = {(kind, name) for kind, name, _ in readme_targets()}
-    for expected in [("script", "train.py"), ("script", "test.py"),
-                     ("bash", "scripts/demo.sh"), ("bash", "scripts/test.sh"),
-                     ("module", "nerco.demo_data"), ("script", "scripts/arrange_datasets.py")]:
+    for expected in [
+        ("script", "train.py"),
+        ("script", "test.py"),
+        ("bash", "scripts/demo.sh"),
+        ("bash", "scripts/test.sh"),
+        ("module", "nerco.demo_data"),
+        ("script", "scripts/arrange_datasets.py"),
+    ]:
         assert expected in kinds, expected
 
 
@@ -146,12 +155,16 @@ def test_bash_scripts_exist_and_document_their_arguments():
 
 def test_demo_plan_commands_are_valid():
     """``demo.sh --plan`` prints its commands without running them; each one parses."""
-    proc = subprocess.run(["bash", "scripts/demo.sh", "--plan"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", "scripts/demo.sh", "--plan"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Expected: about" in proc.stdout
-    planned = [line.split(":", 1)[1] for line in proc.stdout.splitlines()
-               if line.startswith("[plan] ") and not line.startswith("[plan] .venv")]
+    planned = [
+        line.split(":", 1)[1]
+        for line in proc.stdout.splitlines()
+        if line.startswith("[plan] ") and not line.startswith("[plan] .venv")
+    ]
     assert len(planned) == 4
     for line in planned:
         argv = shlex.split(line)

@@ -20,10 +20,34 @@ from nerco.training.model import NeRCoModel
 
 # 2 low-light images → 2 iterations per epoch; 3 epochs (1 + 2 of decay) → 6 iterations.
 # A pool of 2 makes the pools fill up and start swapping within the run.
-RUN = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--num_threads", "0",
-       "--display_id", "0", "--clip_weights", "random", "--load_size", "36",
-       "--crop_size", "32", "--n_epochs", "1", "--n_epochs_decay", "2", "--print_freq", "1",
-       "--pool_size", "2", "--seed", "7"]
+RUN = [
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--gpu_ids",
+    "-1",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--clip_weights",
+    "random",
+    "--load_size",
+    "36",
+    "--crop_size",
+    "32",
+    "--n_epochs",
+    "1",
+    "--n_epochs_decay",
+    "2",
+    "--print_freq",
+    "1",
+    "--pool_size",
+    "2",
+    "--seed",
+    "7",
+]
 
 
 class NoCLIP:
@@ -35,13 +59,23 @@ class NoCLIP:
 
 
 def _args(root: Path, saves: Path, name: str, *extra) -> list[str]:
-    return ["--dataroot", str(root), "--checkpoints_dir", str(saves), "--name", name,
-            *RUN, *map(str, extra)]
+    return [
+        "--dataroot",
+        str(root),
+        "--checkpoints_dir",
+        str(saves),
+        "--name",
+        name,
+        *RUN,
+        *map(str, extra),
+    ]
 
 
 def _weights(run_dir: Path, label="latest") -> dict[str, dict[str, torch.Tensor]]:
-    return {name: torch.load(run_dir / f"{label}_net_{name}.pth", weights_only=True)
-            for name in ALL_NETS}
+    return {
+        name: torch.load(run_dir / f"{label}_net_{name}.pth", weights_only=True)
+        for name in ALL_NETS
+    }
 
 
 def _interrupt_after(monkeypatch, calls: int, signum=signal.SIGINT) -> None:
@@ -72,8 +106,9 @@ def reference_run(tmp_path_factory):
 
 
 @pytest.mark.parametrize("stop_at", [2, 3])  # the last iteration of epoch 1; mid epoch 2
-def test_resume_after_ctrl_c_matches_uninterrupted_run(reference_run, tmp_path, monkeypatch,
-                                                       capsys, stop_at):
+def test_resume_after_ctrl_c_matches_uninterrupted_run(
+    reference_run, tmp_path, monkeypatch, capsys, stop_at
+):
     root, full = reference_run
     _interrupt_after(monkeypatch, stop_at)
     assert train.main(_args(root, tmp_path, "cut")) == 128 + signal.SIGINT
@@ -122,9 +157,14 @@ def test_numbered_states_are_pruned(reference_run, tmp_path):
 def _long_run(root: Path, saves: Path, name: str, *extra) -> subprocess.Popen:
     """train.py in a session of its own, so that a signal can reach all its processes."""
     args = _args(root, saves, name, "--n_epochs", "50", *extra)
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_iterations(log: Path, proc: subprocess.Popen, count: int) -> None:
@@ -175,8 +215,7 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
     """Pools saved under bf16 autocast hold bfloat16 images: a float32 resume must take them;
     options that the state overrides, and those it does not, are named with both values."""
     root, _ = reference_run
-    assert train.main(_args(root, tmp_path, "amp", "--amp", "bf16", "--n_epochs_decay",
-                            "0")) == 0
+    assert train.main(_args(root, tmp_path, "amp", "--amp", "bf16", "--n_epochs_decay", "0")) == 0
     records = read_jsonl(tmp_path / "amp" / "loss_log.jsonl")
     assert len(records) == 2
     assert all(torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in records)
@@ -187,22 +226,40 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
     assert {im.dtype for pool in pools.values() for im in pool["images"]} == {torch.bfloat16}
     capsys.readouterr()
     # Epoch 2 of 3 + 0 trains at the full rate (the last epoch at lr 0, release timing).
-    assert train.main(_args(root, tmp_path, "amp", "--continue_train", "--n_epochs", "3",
-                            "--n_epochs_decay", "0", "--lr", "0.001", "--pool_size", "1")) == 0
+    assert (
+        train.main(
+            _args(
+                root,
+                tmp_path,
+                "amp",
+                "--continue_train",
+                "--n_epochs",
+                "3",
+                "--n_epochs_decay",
+                "0",
+                "--lr",
+                "0.001",
+                "--pool_size",
+                "1",
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "--lr 0.001 ignored: the training state continues with 0.0002" in out
     assert "--amp is none, the saved run used bf16: the resumed run goes on with none" in out
     assert "--pool_size is 1, the saved run used 2" in out
     assert "--n_epochs is 3, the saved run used 1" in out
-    assert "--n_epochs_decay 0: the release's schedule steps the learning rate before each " \
-           "epoch, so epoch 3 (the last) trains at 0" in out
+    assert (
+        "--n_epochs_decay 0: the release's schedule steps the learning rate before each "
+        "epoch, so epoch 3 (the last) trains at 0" in out
+    )
     records = read_jsonl(tmp_path / "amp" / "loss_log.jsonl")
     assert [r["epoch"] for r in records] == [1, 1, 2, 2, 3, 3]
     assert [r["lr"] for r in records[2:4]] == [0.0002, 0.0002]  # the state's, not 0.001
 
 
-def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, monkeypatch,
-                                                      capsys):
+def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, monkeypatch, capsys):
     """--edge_filter laplacian trains; a resume keeps the saved filter (its edge
     discriminators learnt on those maps) and says so when the command line gives another."""
     root, _ = reference_run
@@ -214,15 +271,32 @@ def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, m
         return original(self, real_A, real_B)
 
     monkeypatch.setattr(NeRCoModel, "optimize_parameters", optimize)
-    assert train.main(_args(root, tmp_path, "lap", "--edge_filter", "laplacian",
-                            "--n_epochs_decay", "0")) == 0
+    assert (
+        train.main(
+            _args(root, tmp_path, "lap", "--edge_filter", "laplacian", "--n_epochs_decay", "0")
+        )
+        == 0
+    )
     records = read_jsonl(tmp_path / "lap" / "loss_log.jsonl")
     assert used == ["laplacian"] * 2 and len(records) == 2
     assert all(torch.isfinite(torch.tensor(list(r["losses"].values()))).all() for r in records)
     capsys.readouterr()
     # No --edge_filter: the default (gradient) is overridden by the saved laplacian.
-    assert train.main(_args(root, tmp_path, "lap", "--continue_train", "--n_epochs", "2",
-                            "--n_epochs_decay", "0")) == 0
+    assert (
+        train.main(
+            _args(
+                root,
+                tmp_path,
+                "lap",
+                "--continue_train",
+                "--n_epochs",
+                "2",
+                "--n_epochs_decay",
+                "0",
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "--edge_filter gradient ignored: the resumed run goes on with laplacian" in out
     assert used == ["laplacian"] * 4
@@ -232,18 +306,20 @@ def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, m
 
 def test_save_by_iter_keeps_one_iter_state(reference_run, tmp_path):
     root, _ = reference_run
-    assert train.main(_args(root, tmp_path, "it", "--save_by_iter", "--save_latest_freq",
-                            "2")) == 0
+    assert train.main(_args(root, tmp_path, "it", "--save_by_iter", "--save_latest_freq", "2")) == 0
     run_dir = tmp_path / "it"
     assert sorted(p.name for p in run_dir.glob("*_train_state.pth")) == [
-        "iter_6_train_state.pth", "latest_train_state.pth"]
+        "iter_6_train_state.pth",
+        "latest_train_state.pth",
+    ]
     from nerco.networks.checkpoint_set import verify_set
 
     for label in ("iter_2", "iter_4", "iter_6"):  # weights stay, each set still checks out
         manifest = verify_set(str(run_dir), label)
         assert sorted(manifest["files"]) == sorted(
             [f"{label}_net_{n}.pth" for n in ALL_NETS]
-            + ([f"{label}_train_state.pth"] if label == "iter_6" else []))
+            + ([f"{label}_train_state.pth"] if label == "iter_6" else [])
+        )
 
 
 def test_a_mixed_set_is_refused_on_resume(reference_run, tmp_path, capsys):
@@ -259,8 +335,7 @@ def test_a_mixed_set_is_refused_on_resume(reference_run, tmp_path, capsys):
     assert "latest_net_G_B.pth does not belong to the set" in errors[0]
 
 
-def test_disk_full_while_saving_stops_in_one_line(reference_run, tmp_path, capsys,
-                                                  monkeypatch):
+def test_disk_full_while_saving_stops_in_one_line(reference_run, tmp_path, capsys, monkeypatch):
     """The save at the end of epoch 2 runs out of space: the epoch-1 set stays whole."""
     import errno
 
@@ -288,13 +363,30 @@ def test_disk_full_while_saving_stops_in_one_line(reference_run, tmp_path, capsy
 
 def test_plateau_steps_on_the_epoch_cycle_losses(reference_run, tmp_path, capsys):
     root, _ = reference_run
-    assert train.main(_args(root, tmp_path, "pl", "--lr_policy", "plateau", "--n_epochs", "2",
-                            "--n_epochs_decay", "0", "--verbose")) == 0
+    assert (
+        train.main(
+            _args(
+                root,
+                tmp_path,
+                "pl",
+                "--lr_policy",
+                "plateau",
+                "--n_epochs",
+                "2",
+                "--n_epochs_decay",
+                "0",
+                "--verbose",
+            )
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "[Network G_A] Total number of parameters :" in out and "ResnetGenerator(" in out
     records = read_jsonl(tmp_path / "pl" / "loss_log.jsonl")
-    means = [sum(r["losses"]["cycle_A"] + r["losses"]["cycle_B"] for r in records
-                 if r["epoch"] == e) / 2 for e in (1, 2)]
+    means = [
+        sum(r["losses"]["cycle_A"] + r["losses"]["cycle_B"] for r in records if r["epoch"] == e) / 2
+        for e in (1, 2)
+    ]
     state = torch.load(tmp_path / "pl" / "latest_train_state.pth", weights_only=True)
     assert state["schedulers"][0]["best"] == pytest.approx(means[0])  # stepped once: epoch 2
     assert state["plateau"]["last"] == pytest.approx(means[1])
@@ -305,8 +397,23 @@ def test_frequencies_count_samples(reference_run, tmp_path):
     """print_freq / save_latest_freq: every N samples, whatever the samples per iteration
     (batch × processes): with 2 per iteration and N = 3, at 4 (past 3) and 6."""
     root, _ = reference_run
-    assert train.main(_args(root, tmp_path, "f", "--batch_size", "2", "--print_freq", "3",
-                            "--save_latest_freq", "5", "--save_by_iter")) == 0
+    assert (
+        train.main(
+            _args(
+                root,
+                tmp_path,
+                "f",
+                "--batch_size",
+                "2",
+                "--print_freq",
+                "3",
+                "--save_latest_freq",
+                "5",
+                "--save_by_iter",
+            )
+        )
+        == 0
+    )
     records = read_jsonl(tmp_path / "f" / "loss_log.jsonl")
     assert [r["total_iters"] for r in records] == [4, 6]
     assert (tmp_path / "f" / "iter_6_net_G_A.pth").is_file()
@@ -325,13 +432,18 @@ def test_checkpointing_run_matches_the_plain_run(reference_run, tmp_path, monkey
 
     calls = []
     checkpoint = nerco.training.memory.checkpoint
-    monkeypatch.setattr(nerco.training.memory, "checkpoint",
-                        lambda *args, **kwargs: calls.append(1) or checkpoint(*args, **kwargs))
+    monkeypatch.setattr(
+        nerco.training.memory,
+        "checkpoint",
+        lambda *args, **kwargs: calls.append(1) or checkpoint(*args, **kwargs),
+    )
     root, full = reference_run
     assert train.main(_args(root, tmp_path, "ckpt", "--checkpointing")) == 0
     assert len(calls) == 6 * 11  # 6 iterations × 11 generator calls
-    expected, got = read_jsonl(full / "loss_log.jsonl"), read_jsonl(tmp_path / "ckpt"
-                                                                     / "loss_log.jsonl")
+    expected, got = (
+        read_jsonl(full / "loss_log.jsonl"),
+        read_jsonl(tmp_path / "ckpt" / "loss_log.jsonl"),
+    )
     assert len(got) == len(expected)
     for want, have in zip(expected, got):
         assert have["losses"] == pytest.approx(want["losses"], rel=1e-5, abs=1e-7)
@@ -341,16 +453,26 @@ def test_checkpointing_run_matches_the_plain_run(reference_run, tmp_path, monkey
             torch.testing.assert_close(trained[name][key], value, rtol=1e-4, atol=1e-6)
 
 
-def _torchrun_cmd(root: Path, saves: Path, name: str, ranks: Path, *extra,
-                  seed: bool = True) -> list[str]:
+def _torchrun_cmd(
+    root: Path, saves: Path, name: str, ranks: Path, *extra, seed: bool = True
+) -> list[str]:
     """torchrun with 2 CPU processes; each leaves its weights in ``ranks``."""
     args = _args(root, saves, name, "--n_epochs_decay", "1", *extra)
     if not seed:
         at = args.index("--seed")
-        del args[at:at + 2]
+        del args[at : at + 2]
     ranks.mkdir(parents=True, exist_ok=True)
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            "2", str(ROOT / "tests" / "torchrun_worker.py"), str(ranks), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "tests" / "torchrun_worker.py"),
+        str(ranks),
+        *args,
+    ]
 
 
 _TORCHRUN_ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -358,8 +480,9 @@ _TORCHRUN_ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 def _torchrun(root: Path, saves: Path, name: str, *extra) -> Path:
     cmd = _torchrun_cmd(root, saves, name, saves / f"{name}_ranks", *extra)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=_TORCHRUN_ENV)
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=_TORCHRUN_ENV
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return saves / name
 
@@ -385,8 +508,16 @@ def test_torchrun_two_processes_on_cpu(ddp_run):
     # One log, written by rank 0: 2 images over 2 processes → 1 step of 2 samples per epoch.
     records = read_jsonl(run_dir / "loss_log.jsonl")
     assert [r["total_iters"] for r in records] == [2, 4]
-    assert len([line for line in (run_dir / "loss_log.txt").read_text().splitlines()
-                if line.startswith("================")]) == 1
+    assert (
+        len(
+            [
+                line
+                for line in (run_dir / "loss_log.txt").read_text().splitlines()
+                if line.startswith("================")
+            ]
+        )
+        == 1
+    )
     assert "2 processes" in (run_dir / "train.log").read_text()
     rank0 = _ranks_agree(run_dir.parent / "ddp_ranks")
     for name in ALL_NETS:
@@ -399,10 +530,16 @@ def test_torchrun_without_seed_stops_everywhere_on_sigterm(reference_run, tmp_pa
     """No --seed: rank 0's random seed reaches every rank. SIGTERM to every process (as
     scancel sends it; torchrun forwards its own as well): all stop at one iteration, save."""
     ranks = tmp_path / "ranks"
-    cmd = _torchrun_cmd(reference_run[0], tmp_path, "term", ranks, "--n_epochs", "50",
-                        seed=False)
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=_TORCHRUN_ENV, start_new_session=True)
+    cmd = _torchrun_cmd(reference_run[0], tmp_path, "term", ranks, "--n_epochs", "50", seed=False)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_TORCHRUN_ENV,
+        start_new_session=True,
+    )
     _wait_for_iterations(tmp_path / "term" / "loss_log.jsonl", proc, 2)
     workers = [int((ranks / f"rank{r}.pid").read_text()) for r in (0, 1)]
     for group in (proc.pid, *workers):  # torchrun and each worker run in their own session
@@ -437,8 +574,13 @@ def test_corrupt_images_are_skipped_with_a_warning(tmp_path):
     (root / "trainA" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (root / "trainB" / "empty.jpg").write_bytes(b"")
     args = _args(root, tmp_path, "skip", "--n_epochs_decay", "0", "--serial_batches")
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "skipping unreadable image" in out and "broken.png" in out and "empty.jpg" in out
@@ -454,8 +596,13 @@ def test_folder_of_unreadable_images_stops_in_one_line(tmp_path, workers):
         (root / "trainB" / f"bad{i}.png").parent.mkdir(parents=True, exist_ok=True)
         (root / "trainB" / f"bad{i}.png").write_bytes(b"garbage")
     args = _args(root, tmp_path, "bad", "--num_threads", workers)
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "Traceback" not in out, out
@@ -480,8 +627,9 @@ def test_fp16_loss_scaling_path_and_its_state():
     assert model.skipped_steps == 0
     state = model.training_state()
     assert state["scaler"]["scale"] > 0
-    changed = [k for k, v in model.generators["G_A"].state_dict().items()
-               if not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in model.generators["G_A"].state_dict().items() if not torch.equal(v, before[k])
+    ]
     assert changed  # the scaled gradients were unscaled and applied
     other = NeRCoModel(Architecture(ngf=4, ndf=4), NoCLIP(), amp="fp16")
     other.load_training_state(state, torch.device("cpu"))

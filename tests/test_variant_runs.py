@@ -23,11 +23,39 @@ LR = 2e-4
 # One image per folder (--max_dataset_size 1): one iteration per epoch. Two epochs: the
 # release's linear rule trains epoch 1 at LR and the last epoch at 0, so the second
 # iteration's losses come after one real step.
-RUN = ["--ngf", "4", "--ndf", "4", "--gpu_ids", "-1", "--num_threads", "0",
-       "--display_id", "0", "--clip_weights", "random", "--load_size", "36",
-       "--crop_size", "32", "--n_epochs", "2", "--n_epochs_decay", "0", "--print_freq", "1",
-       "--pool_size", "2", "--seed", "7", "--lr", str(LR), "--no_html",
-       "--max_dataset_size", "1"]
+RUN = [
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--gpu_ids",
+    "-1",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--clip_weights",
+    "random",
+    "--load_size",
+    "36",
+    "--crop_size",
+    "32",
+    "--n_epochs",
+    "2",
+    "--n_epochs_decay",
+    "0",
+    "--print_freq",
+    "1",
+    "--pool_size",
+    "2",
+    "--seed",
+    "7",
+    "--lr",
+    str(LR),
+    "--no_html",
+    "--max_dataset_size",
+    "1",
+]
 #: Logged terms without a GAN loss in them: the same in the first iteration of any gan_mode.
 NON_GAN_TERMS = ("cycle_A", "cycle_B", "idt_A", "idt_B", "D_A_CLIP", "D_B_CLIP")
 GAN_TERMS = ("D_A", "G_A", "D_B", "G_B", "G_A_edge", "G_B_edge", "PreConsis", "H")
@@ -84,7 +112,11 @@ def test_batch_size_two(train_run):
     """Counters count samples (as the release): 3 images, steps of 2 and 1 per epoch."""
     run_dir, records = train_run("batch2", "--batch_size", "2", "--max_dataset_size", "3")
     assert [(r["epoch"], r["epoch_iter"], r["total_iters"]) for r in records] == [
-        (1, 2, 2), (1, 3, 3), (2, 2, 5), (2, 3, 6)]
+        (1, 2, 2),
+        (1, 3, 3),
+        (2, 2, 5),
+        (2, 3, 6),
+    ]
     assert all((run_dir / f"latest_net_{name}.pth").is_file() for name in ALL_NETS)
 
 
@@ -105,12 +137,15 @@ def test_gan_mode(train_run, lsgan_records, mode):
 
 # Release timing: the schedule steps at the start of every epoch, so epoch e (from 1)
 # trains with the rate after e steps.
-@pytest.mark.parametrize("policy, options, rates", [
-    # StepLR(step_size=2, gamma=0.1): 0.1^(e // 2)
-    ("step", ["--lr_decay_iters", "2"], [LR, LR * 0.1, LR * 0.1]),
-    # CosineAnnealingLR(T_max=n_epochs=3): (1 + cos(π e / 3)) / 2
-    ("cosine", [], [LR * 0.75, LR * 0.25, 0.0]),
-])
+@pytest.mark.parametrize(
+    "policy, options, rates",
+    [
+        # StepLR(step_size=2, gamma=0.1): 0.1^(e // 2)
+        ("step", ["--lr_decay_iters", "2"], [LR, LR * 0.1, LR * 0.1]),
+        # CosineAnnealingLR(T_max=n_epochs=3): (1 + cos(π e / 3)) / 2
+        ("cosine", [], [LR * 0.75, LR * 0.25, 0.0]),
+    ],
+)
 def test_lr_policy(train_run, policy, options, rates):
     _, records = train_run(policy, "--lr_policy", policy, "--n_epochs", "3", *options)
     assert [r["epoch"] for r in records] == [1, 2, 3]
@@ -163,8 +198,21 @@ def test_batch_norm_state_saved_and_loaded(train_run, tmp_path):
     assert all(torch.equal(g_a[k], v) for k, v in saved["G_A"].items())
     assert not enhancer.G_A.training  # running statistics, not the batch's
     results = tmp_path / "results"
-    assert run_test_py("--dataroot", train_run.root, "--name", "batchnorm", "--checkpoints_dir",
-                       run_dir.parent, "--results_dir", results, "--gpu_ids", "-1") == 0
+    assert (
+        run_test_py(
+            "--dataroot",
+            train_run.root,
+            "--name",
+            "batchnorm",
+            "--checkpoints_dir",
+            run_dir.parent,
+            "--results_dir",
+            results,
+            "--gpu_ids",
+            "-1",
+        )
+        == 0
+    )
     assert (results / "batchnorm" / "test_latest" / "images" / "a_fake_B.png").is_file()
 
 
@@ -173,8 +221,17 @@ def test_save_by_iter_labels_are_written_and_loadable(train_run):
     from nerco.inference.enhancer import load_enhancer
 
     # Two iterations per epoch (labels by iteration, not epoch), a constant learning rate.
-    by_iter = ["--save_by_iter", "--save_latest_freq", "1", "--max_dataset_size", "2",
-               "--lr_policy", "step", "--lr_decay_iters", "100"]
+    by_iter = [
+        "--save_by_iter",
+        "--save_latest_freq",
+        "1",
+        "--max_dataset_size",
+        "2",
+        "--lr_policy",
+        "step",
+        "--lr_decay_iters",
+        "100",
+    ]
     run_dir, records = train_run("by_iter", *by_iter, "--n_epochs", "1")
     assert [r["total_iters"] for r in records] == [1, 2]
     for name in ALL_NETS:
@@ -185,8 +242,9 @@ def test_save_by_iter_labels_are_written_and_loadable(train_run):
     assert (run_dir / "iter_2_train_state.pth").is_file()
     load_enhancer(str(run_dir), epoch="iter_2", device="cpu")
     # Resume from iter_2 for one epoch more: counters go on, iter_3 and iter_4 are written.
-    _, records = train_run("by_iter", *by_iter, "--n_epochs", "2", "--continue_train",
-                           "--load_iter", "2")
+    _, records = train_run(
+        "by_iter", *by_iter, "--n_epochs", "2", "--continue_train", "--load_iter", "2"
+    )
     assert [(r["epoch"], r["total_iters"]) for r in records] == [(1, 1), (1, 2), (2, 3), (2, 4)]
     assert all((run_dir / f"iter_{i}_net_{n}.pth").is_file() for i in (3, 4) for n in ALL_NETS)
     third = _weights(run_dir, "iter_3", "G_A")
@@ -198,10 +256,35 @@ def test_options_reach_the_architecture():
     from nerco.networks.build import Architecture
     from options import TrainOptions
 
-    opt = TrainOptions().parse(["--dataroot", "unused", "--ngf", "12", "--ndf", "10",
-                                "--netG", "resnet_6blocks", "--netD", "n_layers",
-                                "--n_layers_D", "4", "--norm", "batch", "--init_type",
-                                "xavier", "--init_gain", "0.3"])
+    opt = TrainOptions().parse(
+        [
+            "--dataroot",
+            "unused",
+            "--ngf",
+            "12",
+            "--ndf",
+            "10",
+            "--netG",
+            "resnet_6blocks",
+            "--netD",
+            "n_layers",
+            "--n_layers_D",
+            "4",
+            "--norm",
+            "batch",
+            "--init_type",
+            "xavier",
+            "--init_gain",
+            "0.3",
+        ]
+    )
     assert nerco.training.trainer.architecture_from(opt) == Architecture(
-        ngf=12, ndf=10, netG="resnet_6blocks", netD="n_layers", n_layers_D=4, norm="batch",
-        init_type="xavier", init_gain=0.3)
+        ngf=12,
+        ndf=10,
+        netG="resnet_6blocks",
+        netD="n_layers",
+        n_layers_D=4,
+        norm="batch",
+        init_type="xavier",
+        init_gain=0.3,
+    )

@@ -17,8 +17,9 @@ from nerco.training.losses import GANLoss
 from nerco.training.model import NeRCoModel
 
 #: A patch map with distinct positive and negative logits, (2, 1, 2, 3).
-PREDICTION = torch.tensor([[[[-2.0, -0.5, 0.0], [0.3, 1.2, 3.0]]],
-                           [[[0.7, -1.1, 2.2], [-0.2, 0.9, -3.5]]]])
+PREDICTION = torch.tensor(
+    [[[[-2.0, -0.5, 0.0], [0.3, 1.2, 3.0]]], [[[0.7, -1.1, 2.2], [-0.2, 0.9, -3.5]]]]
+)
 
 
 def _softplus(x: float) -> float:
@@ -61,8 +62,10 @@ def _patch_side(side: int, n_layers: int) -> int:
     return side - 2
 
 
-@pytest.mark.parametrize("netD, n_layers", [("basic", 3), ("n_layers", 1), ("n_layers", 2),
-                                            ("n_layers", 4), ("pixel", 0)])
+@pytest.mark.parametrize(
+    "netD, n_layers",
+    [("basic", 3), ("n_layers", 1), ("n_layers", 2), ("n_layers", 4), ("pixel", 0)],
+)
 @pytest.mark.parametrize("height, width", [(70, 53), (97, 64)])
 def test_discriminator_output_shapes(netD, n_layers, height, width) -> None:
     net = define_D(3, ndf=4, netD=netD, n_layers_D=n_layers)
@@ -107,8 +110,9 @@ def test_batch_of_two_gives_the_mean_of_single_images(objective, random_clip) ->
     real_A = random_tensor((2, 3, 32, 32), seed=1).double() * 0.3 - 0.6  # two dark images
     real_B = random_tensor((2, 3, 32, 32), seed=2).double()
     batch, batch_grads = _terms_and_grads(model, real_A, real_B, seed=3)
-    singles = [_terms_and_grads(model, real_A[i : i + 1], real_B[i : i + 1], seed=3)
-               for i in range(2)]
+    singles = [
+        _terms_and_grads(model, real_A[i : i + 1], real_B[i : i + 1], seed=3) for i in range(2)
+    ]
     mean = {n: (singles[0][0][n] + singles[1][0][n]) / 2 for n in batch}
     assert batch == pytest.approx(mean, rel=1e-10, abs=1e-12)
     differing = [n for n in batch if singles[0][0][n] != pytest.approx(singles[1][0][n])]

@@ -87,9 +87,19 @@ def test_inference_through_test_py(tmp_path, run_script):
     write_network_weights(tmp_path / "saves" / "vectors", "latest", ["G_A", "Pre", "H"])
     data = tmp_path / "data"
     shutil.copytree(INFER / "testA", data / "testA")
-    run_script("test.py", "--dataroot", data, "--name", "vectors",
-               "--checkpoints_dir", tmp_path / "saves", "--results_dir", tmp_path / "results",
-               "--gpu_ids", "-1")
+    run_script(
+        "test.py",
+        "--dataroot",
+        data,
+        "--name",
+        "vectors",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        "--results_dir",
+        tmp_path / "results",
+        "--gpu_ids",
+        "-1",
+    )
     _assert_outputs(tmp_path / "results" / "vectors" / "test_latest" / "images")
 
 
@@ -129,8 +139,18 @@ def _test_py_dataroot(tmp_path, images: dict) -> list:
     (tmp_path / "data" / "testA").mkdir(parents=True)
     for name, image in images.items():
         image.save(tmp_path / "data" / "testA" / name)
-    return ["--dataroot", tmp_path / "data", "--name", "vectors", "--checkpoints_dir",
-            tmp_path / "saves", "--results_dir", tmp_path / "results", "--gpu_ids", "-1"]
+    return [
+        "--dataroot",
+        tmp_path / "data",
+        "--name",
+        "vectors",
+        "--checkpoints_dir",
+        tmp_path / "saves",
+        "--results_dir",
+        tmp_path / "results",
+        "--gpu_ids",
+        "-1",
+    ]
 
 
 def test_inference_path_matches_vectors_through_test_py(tmp_path, monkeypatch):
@@ -153,8 +173,12 @@ def test_test_py_takes_inference_path_on_photo_sizes(tmp_path, monkeypatch):
     calls = record(monkeypatch)
     assert run_test_py(*_test_py_dataroot(tmp_path, {"photo.png": photo})) == 0
     assert dict(calls) == dict.fromkeys(PARTS, 1)
-    got = np.asarray(Image.open(tmp_path / "results" / "vectors" / "test_latest" / "images"
-                                / "photo_fake_B.png"), dtype=int)
+    got = np.asarray(
+        Image.open(
+            tmp_path / "results" / "vectors" / "test_latest" / "images" / "photo_fake_B.png"
+        ),
+        dtype=int,
+    )
     enhancer = nerco.load_enhancer(str(tmp_path / "saves" / "vectors"), device="cpu")
     x = to_tensor(load_rgb(tmp_path / "data" / "testA" / "photo.png")).unsqueeze(0)
     with torch.enable_grad():  # autograd on: the plain layers
@@ -188,11 +212,36 @@ def test_first_iteration_losses_through_train_py(tmp_path, clip_weights_file, ru
 
     saves = tmp_path / "saves"
     write_network_weights(saves / "vectors", "init", ALL_NETS)
-    run_script("train.py", "--dataroot", TRAIN, "--name", "vectors", "--checkpoints_dir", saves,
-               "--continue_train", "--epoch", "init", "--clip_weights", clip_weights_file,
-               "--preprocess", "none", "--no_flip", "--serial_batches", "--gpu_ids", "-1",
-               "--display_id", "0", "--n_epochs", "1", "--n_epochs_decay", "0",
-               "--print_freq", "1", "--num_threads", "0")
+    run_script(
+        "train.py",
+        "--dataroot",
+        TRAIN,
+        "--name",
+        "vectors",
+        "--checkpoints_dir",
+        saves,
+        "--continue_train",
+        "--epoch",
+        "init",
+        "--clip_weights",
+        clip_weights_file,
+        "--preprocess",
+        "none",
+        "--no_flip",
+        "--serial_batches",
+        "--gpu_ids",
+        "-1",
+        "--display_id",
+        "0",
+        "--n_epochs",
+        "1",
+        "--n_epochs_decay",
+        "0",
+        "--print_freq",
+        "1",
+        "--num_threads",
+        "0",
+    )
     records = read_jsonl(saves / "vectors" / "loss_log.jsonl")
     assert len(records) == 1 and records[0]["total_iters"] == 1
     _assert_losses(records[0]["losses"])

@@ -19,7 +19,13 @@ METRICS = {"psnr": Metric("psnr", "PSNR", True, 2, "dB"), "loe": Metric("loe", "
 def test_metric_format_and_heading():
     psnr = METRICS["psnr"]
     assert [psnr.format(v) for v in (21.456, None, math.nan, math.inf, -math.inf, 3)] == [
-        "21.46", "n/a", "n/a", "inf", "-inf", "3.00"]
+        "21.46",
+        "n/a",
+        "n/a",
+        "inf",
+        "-inf",
+        "3.00",
+    ]
     assert psnr.heading == "PSNR (dB) ↑" and METRICS["loe"].heading == "LOE ↓"
     assert Metric("x", "x").heading == "x"
 
@@ -43,14 +49,32 @@ def test_relative_url():
 def _page(tmp_path):
     for name in ("x", "y"):
         make_image(tmp_path / "in" / f"{name}.png", (60, 30))
-    rows = [Row("x", {"input": "in/x.png", "A": "in/x.png"},
-                {"A": {"psnr": 30.0, "loe": 5.0}, "B": {"psnr": 31.0, "loe": 9.0}}, note="n1"),
-            Row("y", {"input": "in/y.png", "B": "in/y.png"},
-                {"A": {"psnr": 25.0, "loe": 2.0}, "B": {"psnr": math.inf, "loe": 2.0}})]
+    rows = [
+        Row(
+            "x",
+            {"input": "in/x.png", "A": "in/x.png"},
+            {"A": {"psnr": 30.0, "loe": 5.0}, "B": {"psnr": 31.0, "loe": 9.0}},
+            note="n1",
+        ),
+        Row(
+            "y",
+            {"input": "in/y.png", "B": "in/y.png"},
+            {"A": {"psnr": 25.0, "loe": 2.0}, "B": {"psnr": math.inf, "loe": 2.0}},
+        ),
+    ]
     columns = [Column("input"), Column("A", ("psnr", "loe")), Column("B", ("psnr", "loe"))]
     mean = {"A": {"psnr": 27.5, "loe": 3.5}, "B": {"psnr": math.inf, "loe": 5.5}}
-    return write_viewer(tmp_path, "t <1>", columns, rows, METRICS, mean=mean,
-                        mean_label="mean of 2", note="protocol", width=120)
+    return write_viewer(
+        tmp_path,
+        "t <1>",
+        columns,
+        rows,
+        METRICS,
+        mean=mean,
+        mean_label="mean of 2",
+        note="protocol",
+        width=120,
+    )
 
 
 def _spans(node):
@@ -66,7 +90,8 @@ def test_page_table_marks_the_best_and_keeps_full_precision(tmp_path):
     assert "n1" in x.one("th").text()
     a, b = (_spans(x.one("td", data_c=str(c))) for c in (1, 2))
     assert "best" in b["psnr"].attrs.get("class", "") and "best" not in a["psnr"].attrs.get(
-        "class", "")
+        "class", ""
+    )
     assert "best" in a["loe"].attrs.get("class", "")  # lower is better
     a, b = (_spans(y.one("td", data_c=str(c))) for c in (1, 2))
     assert b["psnr"].attrs["data-v"] == "Infinity" and "best" in b["psnr"].attrs["class"]
@@ -75,9 +100,12 @@ def test_page_table_marks_the_best_and_keeps_full_precision(tmp_path):
     summary = doc.one("tr", cls="mean")
     buttons = summary.all("button")
     assert [(bt.attrs["data-c"], bt.attrs["data-m"]) for bt in buttons] == [
-        ("1", "psnr"), ("1", "loe"), ("2", "psnr"), ("2", "loe")]
-    assert [bt.text() for bt in buttons] == ["PSNR ↑ 27.50", "LOE ↓ 3.5", "PSNR ↑ inf",
-                                             "LOE ↓ 5.5"]
+        ("1", "psnr"),
+        ("1", "loe"),
+        ("2", "psnr"),
+        ("2", "loe"),
+    ]
+    assert [bt.text() for bt in buttons] == ["PSNR ↑ 27.50", "LOE ↓ 3.5", "PSNR ↑ inf", "LOE ↓ 5.5"]
     assert [bool(bt.all("span", cls="best")) for bt in buttons] == [False, True, True, False]
     assert "--tw: 120px" in doc.one("style").text()
 

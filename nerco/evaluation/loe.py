@@ -95,9 +95,11 @@ def loe(inputs: np.ndarray, enhanced: np.ndarray) -> float:
         ValueError: the images differ in size.
     """
     if np.shape(inputs) != np.shape(enhanced):
-        raise ValueError(f"LOE needs the input and the enhanced image at one size, got "
-                         f"{np.shape(inputs)[1]}x{np.shape(inputs)[0]} and "
-                         f"{np.shape(enhanced)[1]}x{np.shape(enhanced)[0]}")
+        raise ValueError(
+            f"LOE needs the input and the enhanced image at one size, got "
+            f"{np.shape(inputs)[1]}x{np.shape(inputs)[0]} and "
+            f"{np.shape(enhanced)[1]}x{np.shape(enhanced)[0]}"
+        )
     rows, cols = small_size(*np.shape(inputs)[:2])
     light = matlab_imresize_uint8(lightness(inputs), rows, cols)
     light_e = matlab_imresize_uint8(lightness(enhanced), rows, cols)

@@ -74,8 +74,11 @@ def gt_mean_align(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, float]:
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
     """10·log10(255² / MSE) over all pixels (and channels); ``inf`` for identical images."""
     with np.errstate(divide="ignore"):
-        return float(peak_signal_noise_ratio(np.asarray(gt, np.float64),
-                                             np.asarray(pred, np.float64), data_range=255))
+        return float(
+            peak_signal_noise_ratio(
+                np.asarray(gt, np.float64), np.asarray(pred, np.float64), data_range=255
+            )
+        )
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -89,11 +92,22 @@ def ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     """
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if min(gt.shape[:2]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 pixels, got "
-                         f"{gt.shape[1]}x{gt.shape[0]}")
-    return float(structural_similarity(
-        gt, pred, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        data_range=255, K1=0.01, K2=0.03, channel_axis=-1 if gt.ndim == 3 else None))
+        raise ValueError(
+            f"SSIM needs images of at least 11x11 pixels, got {gt.shape[1]}x{gt.shape[0]}"
+        )
+    return float(
+        structural_similarity(
+            gt,
+            pred,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
+            K1=0.01,
+            K2=0.03,
+            channel_axis=-1 if gt.ndim == 3 else None,
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- LPIPS
@@ -118,9 +132,11 @@ def load_lpips(weights: str | os.PathLike | None, device: torch.device | str = "
     """
     path = Path(weights) if weights else default_lpips_weights()
     if not path.is_file():
-        raise UserError(f"LPIPS needs the ImageNet AlexNet weights {ALEXNET_FILE} and this tool "
-                        f"never downloads: {path} is missing; fetch {ALEXNET_URL} on a machine "
-                        f"with internet and pass --lpips_weights FILE or put it in {path.parent}")
+        raise UserError(
+            f"LPIPS needs the ImageNet AlexNet weights {ALEXNET_FILE} and this tool "
+            f"never downloads: {path} is missing; fetch {ALEXNET_URL} on a machine "
+            f"with internet and pass --lpips_weights FILE or put it in {path.parent}"
+        )
     import lpips
 
     try:

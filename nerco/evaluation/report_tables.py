@@ -36,8 +36,10 @@ def method_means(report: dict) -> dict[str, dict[str, float | None]]:
         means = {name: m["mean"] for name, m in report["methods"].items()}
     else:
         means = {report["protocol"].get("method", "prediction"): report["mean"]}
-    return {name: {k: math.inf if k == "psnr" and v is None else v for k, v in m.items()}
-            for name, m in means.items()}
+    return {
+        name: {k: math.inf if k == "psnr" and v is None else v for k, v in m.items()}
+        for name, m in means.items()
+    }
 
 
 def metric_keys(report: dict) -> list[str]:
@@ -49,8 +51,11 @@ def metric_keys(report: dict) -> list[str]:
 def best_methods(means: dict[str, dict[str, float | None]], key: str) -> set[str]:
     """The methods whose printed value of ``key`` is the best (several on a tie)."""
     metric = METRICS[key]
-    printed = {name: float(metric.format(m.get(key))) for name, m in means.items()
-               if m.get(key) is not None and not math.isnan(m[key])}
+    printed = {
+        name: float(metric.format(m.get(key)))
+        for name, m in means.items()
+        if m.get(key) is not None and not math.isnan(m[key])
+    }
     if len(means) < 2 or not printed:
         return set()
     best = (max if metric.higher_is_better else min)(printed.values())
@@ -63,13 +68,21 @@ def caption(report: dict) -> str:
     parts = [p.get("scored_on") or f"{p.get('images', '?')} images"]
     if "channels" in p:
         channels = "Y (BT.601)" if p["channels"].startswith("Y") else "RGB"
-        parts.append(f"PSNR/SSIM on 8-bit {channels}, GT-mean {'on' if p['gt_mean'] else 'off'}"
-                     f", SSIM Gaussian 11x11 sigma 1.5")
+        parts.append(
+            f"PSNR/SSIM on 8-bit {channels}, GT-mean {'on' if p['gt_mean'] else 'off'}"
+            f", SSIM Gaussian 11x11 sigma 1.5"
+        )
     if "lpips" in p:
         parts.append("LPIPS AlexNet v0.1")
     if "niqe" in p:
-        parts.append("NIQE " + ("scikit-video 1.1.11 (NeRCo's)" if p.get("niqe_protocol") ==
-                                "skvideo" else "MATLAB niqe_release"))
+        parts.append(
+            "NIQE "
+            + (
+                "scikit-video 1.1.11 (NeRCo's)"
+                if p.get("niqe_protocol") == "skvideo"
+                else "MATLAB niqe_release"
+            )
+        )
     if "loe" in p:
         parts.append("LOE Wang et al. 2013 (50-pixel lightness maps)")
     return "; ".join(parts) + ". ↑ higher is better, ↓ lower."
@@ -84,8 +97,13 @@ def _rows(report: dict):
 def _align(rows: list[list[str]]) -> list[str]:
     """Plain-text columns: the first left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                      enumerate(zip(row, widths, strict=True))) for row in rows]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
 
 
 def format_per_image(report: dict) -> str:
@@ -98,8 +116,10 @@ def format_per_image(report: dict) -> str:
             return "inf" if key == "psnr" else "n/a"
         return f"{value:.4f}"
 
-    header = ["name", *(METRICS[k].label + (f" ({METRICS[k].unit})" if METRICS[k].unit else "")
-                        for k in keys)]
+    header = [
+        "name",
+        *(METRICS[k].label + (f" ({METRICS[k].unit})" if METRICS[k].unit else "") for k in keys),
+    ]
     rows = [[e["name"], *(fmt(e.get(k), k) for k in keys)] for e in report["per_image"]]
     rows.append([f"mean ({len(rows)})", *(fmt(report["mean"][k], k) for k in keys)])
     return "\n".join(_align([header, *rows]))
@@ -109,15 +129,19 @@ def format_methods(report: dict) -> str:
     """A plain-text table for the console, ``*`` after the best of each column."""
     means, keys, best = _rows(report)
     header = ["method", *(METRICS[k].heading for k in keys)]
-    body = [[name, *(METRICS[k].format(m.get(k)) + ("*" if name in best[k] else " ")
-                     for k in keys)] for name, m in means.items()]
+    body = [
+        [name, *(METRICS[k].format(m.get(k)) + ("*" if name in best[k] else " ") for k in keys)]
+        for name, m in means.items()
+    ]
     return "\n".join(_align([header, *body]) + ["* best of the column; " + caption(report)])
 
 
 def to_markdown(report: dict) -> str:
     means, keys, best = _rows(report)
-    lines = ["| Method | " + " | ".join(METRICS[k].heading for k in keys) + " |",
-             "|---|" + "---:|" * len(keys)]
+    lines = [
+        "| Method | " + " | ".join(METRICS[k].heading for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
     for name, m in means.items():
         cells = [METRICS[k].format(m.get(k)) for k in keys]
         cells = [f"**{c}**" if name in best[k] else c for c, k in zip(cells, keys, strict=True)]
@@ -125,9 +149,18 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + f"\n\nTable: {caption(report)} Best in bold.\n"
 
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                   "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -150,11 +183,20 @@ def to_latex(report: dict) -> str:
 
     caption_text = latex_escape(caption(report) + " Best in bold.")
     caption_text = caption_text.replace("↑", r"$\uparrow$").replace("↓", r"$\downarrow$")
-    lines = [r"% needs \usepackage{booktabs}", r"\begin{table}[t]", r"\centering",
-             rf"\caption{{{caption_text}}}", r"\begin{tabular}{l" + "c" * len(keys) + "}",
-             r"\toprule", "Method & " + " & ".join(head(k) for k in keys) + r" \\", r"\midrule"]
-    lines += [latex_escape(name) + " & " + " & ".join(cell(name, k) for k in keys) + r" \\"
-              for name in means]
+    lines = [
+        r"% needs \usepackage{booktabs}",
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{caption_text}}}",
+        r"\begin{tabular}{l" + "c" * len(keys) + "}",
+        r"\toprule",
+        "Method & " + " & ".join(head(k) for k in keys) + r" \\",
+        r"\midrule",
+    ]
+    lines += [
+        latex_escape(name) + " & " + " & ".join(cell(name, k) for k in keys) + r" \\"
+        for name in means
+    ]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -174,8 +216,10 @@ def check_table_paths(paths: list[str]) -> None:
     """Refuse an unknown table format before any work (one line naming the file)."""
     for path in paths:
         if Path(path).suffix.lower() not in TABLE_FORMATS:
-            raise UserError(f"--table {path}: the format comes from the extension, one of "
-                            f"{' '.join(TABLE_FORMATS)}")
+            raise UserError(
+                f"--table {path}: the format comes from the extension, one of "
+                f"{' '.join(TABLE_FORMATS)}"
+            )
 
 
 def write_table(report: dict, path: str | os.PathLike) -> Path:

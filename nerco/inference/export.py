@@ -87,8 +87,10 @@ def _import_onnx():
         import onnxruntime
         import onnxscript  # noqa: F401 - the torch.export-based exporter needs it
     except ImportError as err:
-        raise UserError(f"ONNX export needs onnx, onnxscript and onnxruntime ({err}): "
-                        f"pip install -r requirements-extras.txt") from None
+        raise UserError(
+            f"ONNX export needs onnx, onnxscript and onnxruntime ({err}): "
+            f"pip install -r requirements-extras.txt"
+        ) from None
     return onnxruntime
 
 
@@ -101,21 +103,31 @@ def export_onnx(enhancer: Enhancer, path: str, opset: int = ONNX_OPSET) -> None:
     from onnxscript import ir
 
     model = TraceableEnhancer(enhancer).eval()
-    dims = {axis: torch.export.Dim(name, min=MIN_SIDE if axis else 1)
-            for axis, name in DYNAMIC_AXES.items()}
+    dims = {
+        axis: torch.export.Dim(name, min=MIN_SIDE if axis else 1)
+        for axis, name in DYNAMIC_AXES.items()
+    }
     example = torch.zeros(TRACE_SHAPE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
-                                    dynamic_shapes=(dims,), input_names=[INPUT_NAME],
-                                    output_names=[OUTPUT_NAME], verbose=False)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=(dims,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            verbose=False,
+        )
     graph = program.model.graph
     # The exporter names the output's sides by their formula (e.g. Min(height, 4*...));
     # they equal the input's, which is what a reader of the model needs to see.
     graph.outputs[0].shape = ir.Shape(["batch", 3, "height", "width"])
     program.model.doc_string = (
         "NeRCo enhancer (Pre + H + G_A): input (N, 3, H, W) float32 in [-1, 1], RGB, "
-        f"H, W >= {MIN_SIDE}; output (N, 3, H, W) float32 in [-1, 1]")
+        f"H, W >= {MIN_SIDE}; output (N, 3, H, W) float32 in [-1, 1]"
+    )
     program.save(path)
 
 
@@ -147,8 +159,13 @@ def load_runner(path: str) -> Runner:
     return run
 
 
-def check_export(enhancer: Enhancer, runner: Runner, shapes=CHECK_SHAPES,
-                 atol: float = DEFAULT_ATOL, seed: int = 0) -> list[float]:
+def check_export(
+    enhancer: Enhancer,
+    runner: Runner,
+    shapes=CHECK_SHAPES,
+    atol: float = DEFAULT_ATOL,
+    seed: int = 0,
+) -> list[float]:
     """Max |exported − PyTorch| on random inputs in [-1, 1] of each shape; raises
     :class:`ExportCheckError` when a shape differs or a difference exceeds ``atol``."""
     generator = torch.Generator().manual_seed(seed)
@@ -160,13 +177,17 @@ def check_export(enhancer: Enhancer, runner: Runner, shapes=CHECK_SHAPES,
         got = runner(x.numpy())
         size = "x".join(map(str, shape))
         if got.shape != expected.shape:
-            raise ExportCheckError(f"input {size}: the exported model returns shape "
-                                   f"{tuple(got.shape)}, PyTorch {tuple(expected.shape)}")
+            raise ExportCheckError(
+                f"input {size}: the exported model returns shape "
+                f"{tuple(got.shape)}, PyTorch {tuple(expected.shape)}"
+            )
         difference = float(np.abs(got - expected).max())
         logger.info("input %s: max abs difference to PyTorch %.3g", size, difference)
         if not difference <= atol:  # also catches NaN
-            raise ExportCheckError(f"input {size}: the exported model differs from PyTorch "
-                                   f"by {difference:.3g} (> --atol {atol:g})")
+            raise ExportCheckError(
+                f"input {size}: the exported model differs from PyTorch "
+                f"by {difference:.3g} (> --atol {atol:g})"
+            )
         differences.append(difference)
     return differences
 
@@ -179,8 +200,10 @@ def enhance_image(runner: Runner, image_path: str, output_path: str) -> None:
 
     x = to_tensor(load_rgb(image_path))[None]
     if min(x.shape[-2:]) < MIN_SIDE:
-        raise UserError(f"{image_path} is {x.shape[-1]}x{x.shape[-2]} pixels: NeRCo needs at "
-                        f"least {MIN_SIDE}x{MIN_SIDE}")
+        raise UserError(
+            f"{image_path} is {x.shape[-1]}x{x.shape[-2]} pixels: NeRCo needs at "
+            f"least {MIN_SIDE}x{MIN_SIDE}"
+        )
     save_image(tensor2im(torch.from_numpy(runner(x.numpy()))), output_path)
     logger.info("enhanced %s -> %s", image_path, output_path)
 
@@ -189,27 +212,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=program_name("python -m nerco.export"),
         description="Export the NeRCo enhancer (Pre + H + G_A) with dynamic batch, height "
-                    "and width: input (N, 3, H, W) in [-1, 1], H, W >= 8; output the same.")
-    parser.add_argument("--checkpoint_dir", required=True,
-                        help="folder with <epoch>_net_{Pre,H,G_A}.pth, e.g. saves/LOL")
-    parser.add_argument("--epoch", default="latest",
-                        help="checkpoint label to export [default: latest]")
-    parser.add_argument("--output", required=True,
-                        help="file to write: .onnx for --format onnx, .pt for torchscript")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="onnx",
-                        help="onnx (torch.export-based exporter) or torchscript "
-                             "(torch.jit.trace) [default: onnx]")
-    parser.add_argument("--opset", type=int, default=ONNX_OPSET,
-                        help=f"ONNX opset, {ONNX_OPSET} or newer [default: {ONNX_OPSET}]")
-    parser.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                        help="largest accepted max |exported - PyTorch| of the check "
-                             f"[default: {DEFAULT_ATOL:g}]")
-    parser.add_argument("--no_check", action="store_true",
-                        help="skip running the exported model against PyTorch")
+        "and width: input (N, 3, H, W) in [-1, 1], H, W >= 8; output the same.",
+    )
+    parser.add_argument(
+        "--checkpoint_dir",
+        required=True,
+        help="folder with <epoch>_net_{Pre,H,G_A}.pth, e.g. saves/LOL",
+    )
+    parser.add_argument(
+        "--epoch", default="latest", help="checkpoint label to export [default: latest]"
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="file to write: .onnx for --format onnx, .pt for torchscript",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="onnx",
+        help="onnx (torch.export-based exporter) or torchscript (torch.jit.trace) [default: onnx]",
+    )
+    parser.add_argument(
+        "--opset",
+        type=int,
+        default=ONNX_OPSET,
+        help=f"ONNX opset, {ONNX_OPSET} or newer [default: {ONNX_OPSET}]",
+    )
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=DEFAULT_ATOL,
+        help=f"largest accepted max |exported - PyTorch| of the check [default: {DEFAULT_ATOL:g}]",
+    )
+    parser.add_argument(
+        "--no_check", action="store_true", help="skip running the exported model against PyTorch"
+    )
     parser.add_argument("--test_image", help="also enhance this image with the exported model")
-    parser.add_argument("--test_output",
-                        help="where to write it [default: <image stem>_enhanced.png beside "
-                             "the exported model]")
+    parser.add_argument(
+        "--test_output",
+        help="where to write it [default: <image stem>_enhanced.png beside the exported model]",
+    )
     return parser.parse_args(argv)
 
 
@@ -217,15 +260,18 @@ def run(args: argparse.Namespace) -> str:
     """Export, check, optionally enhance ``--test_image``; return the exported file's path."""
     extension = FORMATS[args.format]
     if not args.output.endswith(extension):
-        raise UserError(f"--output {args.output} must end with {extension} for --format "
-                        f"{args.format}")
+        raise UserError(
+            f"--output {args.output} must end with {extension} for --format {args.format}"
+        )
     if args.test_image and not os.path.isfile(args.test_image):
         raise UserError(f"--test_image {args.test_image} does not exist")
     if os.path.isdir(args.checkpoint_dir):
         for name in ENHANCER_NAMES:
             if not os.path.isfile(network_path(args.checkpoint_dir, args.epoch, name)):
-                raise UserError(f"{network_path(args.checkpoint_dir, args.epoch, name)} does "
-                                f"not exist: check --checkpoint_dir and --epoch")
+                raise UserError(
+                    f"{network_path(args.checkpoint_dir, args.epoch, name)} does "
+                    f"not exist: check --checkpoint_dir and --epoch"
+                )
     enhancer = load_enhancer(args.checkpoint_dir, args.epoch, device="cpu")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     start = time.perf_counter()
@@ -233,8 +279,13 @@ def run(args: argparse.Namespace) -> str:
         export_onnx(enhancer, args.output, args.opset)
     else:
         export_torchscript(enhancer, args.output)
-    logger.info("wrote %s (%s, %.1f MB) in %.1f s", args.output, args.format,
-                os.path.getsize(args.output) / 1e6, time.perf_counter() - start)
+    logger.info(
+        "wrote %s (%s, %.1f MB) in %.1f s",
+        args.output,
+        args.format,
+        os.path.getsize(args.output) / 1e6,
+        time.perf_counter() - start,
+    )
     if not args.no_check or args.test_image:
         runner = load_runner(args.output)
     if not args.no_check:
@@ -245,8 +296,9 @@ def run(args: argparse.Namespace) -> str:
             raise
     if args.test_image:
         stem = os.path.splitext(os.path.basename(args.test_image))[0]
-        output = args.test_output or os.path.join(os.path.dirname(args.output),
-                                                  f"{stem}_enhanced.png")
+        output = args.test_output or os.path.join(
+            os.path.dirname(args.output), f"{stem}_enhanced.png"
+        )
         enhance_image(runner, args.test_image, output)
     return args.output
 

@@ -21,8 +21,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def still_to_do(items: Sequence[T], outputs: Callable[[T], list[str]], weights: list[str],
-                overwrite: bool = False) -> tuple[list[T], int]:
+def still_to_do(
+    items: Sequence[T],
+    outputs: Callable[[T], list[str]],
+    weights: list[str],
+    overwrite: bool = False,
+) -> tuple[list[T], int]:
     """The items whose output files are missing or older than the newest of ``weights``
     (all of them with ``overwrite``), and how many of those had outputs older than it."""
     if overwrite:
@@ -58,15 +62,18 @@ class StopSignals:
     def _on_signal(self, signum: int, _frame) -> None:
         if self.signum is None:
             self.signum = signum
-            logger.info("%s received: finishing the images under way (Ctrl-C again to stop "
-                        "at once)", signal.Signals(signum).name)
+            logger.info(
+                "%s received: finishing the images under way (Ctrl-C again to stop at once)",
+                signal.Signals(signum).name,
+            )
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._on_signal)
-                              for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._previous = {
+                sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
         return self
 
     def __exit__(self, *exc) -> None:

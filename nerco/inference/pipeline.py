@@ -21,8 +21,8 @@ a :class:`~nerco.inference.folder_io.Failure` (one line naming the file and what
 goes on.
 
 The three stages and their hand-over (ordering, batching by size, the in-flight limit, the
-stop request) share one module, a little over 300 lines: they are one mechanism, and read
-in one place.
+stop request) share one module, which stays whole (about 250 lines of code): they are one
+mechanism, and read in one place.
 """
 
 from __future__ import annotations
@@ -68,9 +68,12 @@ class Report:
     stopped: bool = False
 
 
-def decoded_in_order(tasks: Iterable[Task], decode: Callable[[str], Decoded | Failure],
-                     pool: ThreadPoolExecutor, ahead: int
-                     ) -> Iterator[tuple[Task, Decoded | Failure]]:
+def decoded_in_order(
+    tasks: Iterable[Task],
+    decode: Callable[[str], Decoded | Failure],
+    pool: ThreadPoolExecutor,
+    ahead: int,
+) -> Iterator[tuple[Task, Decoded | Failure]]:
     """Each task with its decoded image, in task order, decoding at most ``ahead`` images
     before they are asked for. Closing the iterator cancels the decodes not started."""
     pending: deque[tuple[Task, Future]] = deque()
@@ -93,8 +96,9 @@ def decoded_in_order(tasks: Iterable[Task], decode: Callable[[str], Decoded | Fa
             future.cancel()
 
 
-def batches_by_size(items: Iterable[tuple[Task, Decoded | Failure]], batch_size: int
-                    ) -> Iterator[Batch | Failure]:
+def batches_by_size(
+    items: Iterable[tuple[Task, Decoded | Failure]], batch_size: int
+) -> Iterator[Batch | Failure]:
     """Group decoded images of one size into batches of up to ``batch_size``, in arrival
     order; failures pass straight through. At most ``2 · batch_size`` images wait: beyond
     that the oldest group goes as it is. Deterministic: it depends only on the sizes."""
@@ -127,8 +131,13 @@ class _Writer:
         self.slots = threading.Semaphore(bound)
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
 
-    def submit(self, batch: Batch, results: torch.Tensor, inputs: torch.Tensor | None,
-               ready: torch.cuda.Event | None) -> None:
+    def submit(
+        self,
+        batch: Batch,
+        results: torch.Tensor,
+        inputs: torch.Tensor | None,
+        ready: torch.cuda.Event | None,
+    ) -> None:
         self.slots.acquire()
         future = self.pool.submit(self._write, batch, results, inputs, ready)
         future.add_done_callback(self._done)
@@ -159,7 +168,8 @@ def _out_of_memory(err: BaseException) -> bool:
     text = str(err)
     return isinstance(err, torch.OutOfMemoryError) or (
         isinstance(err, RuntimeError)
-        and ("can't allocate memory" in text or "not enough memory" in text))
+        and ("can't allocate memory" in text or "not enough memory" in text)
+    )
 
 
 class Pipeline:
@@ -176,9 +186,14 @@ class Pipeline:
             times its decoding.
     """
 
-    def __init__(self, enhancer: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-                 read: Callable[[str], Decoded] = read_photo, batch_size: int = 1,
-                 threads: int = 4) -> None:
+    def __init__(
+        self,
+        enhancer: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        read: Callable[[str], Decoded] = read_photo,
+        batch_size: int = 1,
+        threads: int = 4,
+    ) -> None:
         self.enhancer, self.device, self.read = enhancer, torch.device(device), read
         self.batch_size, self.threads = max(1, batch_size), max(1, threads)
         self.readers = max(1, self.threads // 2)
@@ -188,8 +203,12 @@ class Pipeline:
         self._launched: deque[torch.cuda.Event] = deque()  # CUDA: batches not yet back
         self._progress: Callable[[int], None] = lambda n: None
 
-    def run(self, tasks: Sequence[Task], stop: Callable[[], bool] = lambda: False,
-            progress: Callable[[int], None] = lambda n: None) -> Report:
+    def run(
+        self,
+        tasks: Sequence[Task],
+        stop: Callable[[], bool] = lambda: False,
+        progress: Callable[[int], None] = lambda n: None,
+    ) -> Report:
         """Enhance ``tasks``; ``stop()`` is asked before each batch (True: finish the batches
         under way and their writes, then return); ``progress(n)`` after ``n`` more images
         are written or have failed."""
@@ -224,12 +243,16 @@ class Pipeline:
             return Failure(path, f"{path} is too large to decode in this machine's memory")
         height, width = image.pixels.shape[:2]
         if min(height, width) < MIN_SIDE:
-            return Failure(path, f"{path} is {width}x{height} pixels, too small: NeRCo needs "
-                                 f"at least {MIN_SIDE}x{MIN_SIDE}")
+            return Failure(
+                path,
+                f"{path} is {width}x{height} pixels, too small: NeRCo needs "
+                f"at least {MIN_SIDE}x{MIN_SIDE}",
+            )
         if self.cuda:
             return image
-        return dataclasses.replace(image, tensor=to_network(torch.from_numpy(image.pixels),
-                                                            self.table))
+        return dataclasses.replace(
+            image, tensor=to_network(torch.from_numpy(image.pixels), self.table)
+        )
 
     def _fail(self, report: Report, failure: Failure) -> None:
         logger.warning("skipped: %s", failure.reason)
@@ -269,10 +292,13 @@ class Pipeline:
                 return
             task, image = batch[0]
             height, width = image.pixels.shape[:2]
-            hint = ("does not fit in the GPU's memory: enhance it on the CPU with --gpu_ids "
-                    "-1, or try --amp bf16" if self.cuda else
-                    "does not fit in this machine's memory: use one with more, or a smaller "
-                    "copy of the image")
+            hint = (
+                "does not fit in the GPU's memory: enhance it on the CPU with --gpu_ids "
+                "-1, or try --amp bf16"
+                if self.cuda
+                else "does not fit in this machine's memory: use one with more, or a smaller "
+                "copy of the image"
+            )
             self._fail(report, Failure(task.source, f"{task.source} ({width}x{height}) {hint}"))
             return
         writer.submit(batch, results, inputs, ready)

@@ -33,8 +33,10 @@ def output_stems(paths: list[str], root: str) -> list[str]:
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     if len(set(stems)) == len(stems):
         return stems
-    return [os.path.splitext(os.path.relpath(p, root))[0].replace(os.sep, "_").replace(".", "_")
-            for p in paths]
+    return [
+        os.path.splitext(os.path.relpath(p, root))[0].replace(os.sep, "_").replace(".", "_")
+        for p in paths
+    ]
 
 
 def flat_output_names(paths: list[str], root: str) -> list[str]:
@@ -46,14 +48,15 @@ def flat_output_names(paths: list[str], root: str) -> list[str]:
     """
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
     shared = {s for s, n in Counter(stems).items() if n > 1}
-    names = [os.path.relpath(p, root).replace(os.sep, "_").replace(".", "_") if s in shared
-             else s for p, s in zip(paths, stems)]
+    names = [
+        os.path.relpath(p, root).replace(os.sep, "_").replace(".", "_") if s in shared else s
+        for p, s in zip(paths, stems)
+    ]
     first: dict[str, str] = {}
     for path, name in zip(paths, names):
         other = first.setdefault(name, path)
         if other != path:
-            raise UserError(f"{other} and {path} would both be written as {name}.png: "
-                            f"rename one")
+            raise UserError(f"{other} and {path} would both be written as {name}.png: rename one")
     return names
 
 
@@ -71,8 +74,11 @@ def input_paths(opt) -> tuple[list[str], str]:
     output = os.path.realpath(opt.output)
     if output == os.path.realpath(source):
         raise UserError("--output must not be the --input folder: results would mix with inputs")
-    paths = [p for p in require_images(source, max_dataset_size=opt.max_dataset_size)
-             if not os.path.realpath(p).startswith(output + os.sep)]  # skip earlier results
+    paths = [
+        p
+        for p in require_images(source, max_dataset_size=opt.max_dataset_size)
+        if not os.path.realpath(p).startswith(output + os.sep)
+    ]  # skip earlier results
     if not paths:
         raise UserError(f"--input {source} holds no image outside --output")
     return paths, source
@@ -83,8 +89,10 @@ def plan(opt) -> tuple[list[Job], str]:
     if opt.input:
         paths, root = input_paths(opt)
         paths = paths[: opt.num_test] if opt.num_test else paths
-        jobs = [Job(p, n, os.path.join(opt.output, f"{n}.png"), p)
-                for p, n in zip(paths, flat_output_names(paths, root))]
+        jobs = [
+            Job(p, n, os.path.join(opt.output, f"{n}.png"), p)
+            for p, n in zip(paths, flat_output_names(paths, root))
+        ]
         return jobs, opt.output
     from data.image_folder import require_images
 
@@ -93,8 +101,10 @@ def plan(opt) -> tuple[list[Job], str]:
     paths = paths[: opt.num_test] if opt.num_test else paths
     web_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
     image = os.path.join(web_dir, "images", "{}_{}.png")
-    return [Job(p, s, image.format(s, "fake_B"), image.format(s, "real_A"))
-            for p, s in zip(paths, output_stems(paths, folder))], web_dir
+    return [
+        Job(p, s, image.format(s, "fake_B"), image.format(s, "real_A"))
+        for p, s in zip(paths, output_stems(paths, folder))
+    ], web_dir
 
 
 def result_size(path: str, displayed: bool) -> tuple[int, int] | None:
@@ -129,13 +139,18 @@ def match_gt(jobs: list[Job], gt_dir: str, displayed: bool = False) -> list:
     stems = [os.path.splitext(os.path.basename(job.path))[0] for job in jobs]
     missing = [job.path for job, stem in zip(jobs, stems) if stem not in index]
     if missing:
-        raise UserError(f"no ground truth in --gt {gt_dir} for {len(missing)} of {len(jobs)} "
-                        f"images, e.g. {missing[0]} (ground truth has the input's file stem)")
+        raise UserError(
+            f"no ground truth in --gt {gt_dir} for {len(missing)} of {len(jobs)} "
+            f"images, e.g. {missing[0]} (ground truth has the input's file stem)"
+        )
     for job, stem in zip(jobs, stems):
         size = result_size(job.path, displayed)
         with Image.open(index[stem]) as b:
             if size is not None and size != b.size:
-                raise UserError(f"{job.path} is {size[0]}x{size[1]} but its ground truth "
-                                f"{index[stem]} is {b.size[0]}x{b.size[1]}: sizes must match")
-    return [Pair(job.name, job.result, index[stem], job.shown_input)
-            for job, stem in zip(jobs, stems)]
+                raise UserError(
+                    f"{job.path} is {size[0]}x{size[1]} but its ground truth "
+                    f"{index[stem]} is {b.size[0]}x{b.size[1]}: sizes must match"
+                )
+    return [
+        Pair(job.name, job.result, index[stem], job.shown_input) for job, stem in zip(jobs, stems)
+    ]

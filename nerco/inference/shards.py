@@ -55,9 +55,12 @@ class Shard:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
             return cls()
-        return cls(rank=int(os.environ["RANK"]), world_size=world_size,
-                   local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-                   local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return cls(
+            rank=int(os.environ["RANK"]),
+            world_size=world_size,
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")),
+        )
 
     @property
     def is_main(self) -> bool:
@@ -70,8 +73,9 @@ class Shard:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("gloo", rank=self.rank, world_size=self.world_size,
-                                    timeout=TIMEOUT)
+            dist.init_process_group(
+                "gloo", rank=self.rank, world_size=self.world_size, timeout=TIMEOUT
+            )
 
     def leave(self) -> None:
         if self.world_size == 1:
@@ -94,9 +98,11 @@ class Shard:
 
         count = torch.cuda.device_count()
         if self.local_rank >= count:
-            raise UserError(f"torchrun started {self.local_world_size} processes on this "
-                            f"machine but only {count} GPUs are visible: use "
-                            f"--nproc_per_node {count}, or --gpu_ids -1 for the CPU")
+            raise UserError(
+                f"torchrun started {self.local_world_size} processes on this "
+                f"machine but only {count} GPUs are visible: use "
+                f"--nproc_per_node {count}, or --gpu_ids -1 for the CPU"
+            )
         torch.cuda.set_device(self.local_rank)
         return torch.device("cuda", self.local_rank)
 

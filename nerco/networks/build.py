@@ -73,8 +73,12 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
 
 
 def define_G(
-    input_nc: int, output_nc: int, ngf: int = 64, netG: str = "resnet_9blocks",
-    norm: str = "instance", use_dropout: bool = False,
+    input_nc: int,
+    output_nc: int,
+    ngf: int = 64,
+    netG: str = "resnet_9blocks",
+    norm: str = "instance",
+    use_dropout: bool = False,
 ) -> ResnetGenerator:
     """ResNet generator (``G_A``: 6 → 3 channels, ``G_B``: 3 → 3)."""
     _choice(netG, GENERATOR_BLOCKS, "--netG")
@@ -84,7 +88,10 @@ def define_G(
 
 
 def define_Pre(
-    input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+    input_nc: int = 3,
+    output_nc: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
     use_dropout: bool = False,
 ) -> NRN:
     """The NRN ``Pre`` (§1.2)."""
@@ -92,7 +99,10 @@ def define_Pre(
 
 
 def define_H(
-    input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+    input_nc: int = 3,
+    output_nc: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
     use_dropout: bool = False,
 ) -> MaskExtractor:
     """The mask extractor ``H`` (§1.3)."""
@@ -102,7 +112,10 @@ def define_H(
 
 
 def define_D(
-    input_nc: int, ndf: int = 64, netD: str = "basic", n_layers_D: int = 3,
+    input_nc: int,
+    ndf: int = 64,
+    netD: str = "basic",
+    n_layers_D: int = 3,
     norm: str = "instance",
 ) -> nn.Module:
     """PatchGAN (``basic`` = 3 layers, ``n_layers`` = ``n_layers_D``) or ``pixel`` (§1.4)."""
@@ -133,37 +146,49 @@ class Architecture:
 def build_generators(arch: Architecture, names=GENERATOR_NAMES) -> nn.ModuleDict:
     """G_A (6 → 3), G_B (3 → 3), Pre and H (or the subset ``names``), initialised as §1.6."""
     builders = {
-        "G_A": lambda: define_G(arch.input_nc * 2, arch.output_nc, arch.ngf, arch.netG,
-                                arch.norm, arch.use_dropout),
-        "G_B": lambda: define_G(arch.output_nc, arch.input_nc, arch.ngf, arch.netG, arch.norm,
-                                arch.use_dropout),
-        "Pre": lambda: define_Pre(arch.output_nc, arch.input_nc, arch.ngf, arch.norm,
-                                  arch.use_dropout),
-        "H": lambda: define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm,
-                              arch.use_dropout),
+        "G_A": lambda: define_G(
+            arch.input_nc * 2, arch.output_nc, arch.ngf, arch.netG, arch.norm, arch.use_dropout
+        ),
+        "G_B": lambda: define_G(
+            arch.output_nc, arch.input_nc, arch.ngf, arch.netG, arch.norm, arch.use_dropout
+        ),
+        "Pre": lambda: define_Pre(
+            arch.output_nc, arch.input_nc, arch.ngf, arch.norm, arch.use_dropout
+        ),
+        "H": lambda: define_H(arch.input_nc, arch.output_nc, arch.ngf, arch.norm, arch.use_dropout),
     }
     unknown = set(names) - set(GENERATOR_NAMES)
     if unknown:
         raise ValueError(f"unknown generator names {sorted(unknown)}; known: {GENERATOR_NAMES}")
     # Built and initialised one after the other in the release's order (G_A, G_B, Pre, H).
-    nets = {name: init_weights(builders[name](), arch.init_type, arch.init_gain)
-            for name in GENERATOR_NAMES if name in names}
+    nets = {
+        name: init_weights(builders[name](), arch.init_type, arch.init_gain)
+        for name in GENERATOR_NAMES
+        if name in names
+    }
     return nn.ModuleDict(nets)
 
 
 def build_discriminators(arch: Architecture) -> nn.ModuleDict:
     """D_A, D_B, D_A_edge, D_B_edge (PatchGANs), initialised as §1.6."""
-    channels = {"D_A": arch.output_nc, "D_B": arch.input_nc,
-                "D_A_edge": arch.output_nc, "D_B_edge": arch.input_nc}
-    nets = {name: define_D(nc, arch.ndf, arch.netD, arch.n_layers_D, arch.norm)
-            for name, nc in channels.items()}
+    channels = {
+        "D_A": arch.output_nc,
+        "D_B": arch.input_nc,
+        "D_A_edge": arch.output_nc,
+        "D_B_edge": arch.input_nc,
+    }
+    nets = {
+        name: define_D(nc, arch.ndf, arch.netD, arch.n_layers_D, arch.norm)
+        for name, nc in channels.items()
+    }
     for net in nets.values():
         init_weights(net, arch.init_type, arch.init_gain)
     return nn.ModuleDict(nets)
 
 
-def enhance(Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor,
-            rows_per_chunk: int | None = None) -> torch.Tensor:
+def enhance(
+    Pre: nn.Module, H: nn.Module, G_A: nn.Module, x: torch.Tensor, rows_per_chunk: int | None = None
+) -> torch.Tensor:
     """§5: G_A([x, Pre(x)] · mask(x)); (N, 3, H, W) in [-1, 1], H and W divisible by 4.
 
     Only H's mask is computed (``MaskExtractor.mask``: its Hm output is not needed), and each

@@ -51,13 +51,16 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         pass  # reported below, by name
     if not os.path.isfile(path):
-        raise UserError(f"checkpoint {path} does not exist: check --checkpoints_dir, --name "
-                        f"and --epoch (files are named <epoch>_net_<NAME>.pth)")
+        raise UserError(
+            f"checkpoint {path} does not exist: check --checkpoints_dir, --name "
+            f"and --epoch (files are named <epoch>_net_<NAME>.pth)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file means the same to the user
-        raise UserError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
-                        f"is the file complete?") from None
+        raise UserError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); is the file complete?"
+        ) from None
     if not isinstance(state, dict):
         raise UserError(f"checkpoint {path} does not hold a state_dict")
     return {k.removeprefix("module."): v for k, v in state.items()}
@@ -69,17 +72,23 @@ def load_network(net: nn.Module, path: str) -> None:
     state = read_state_dict(path)
     # Checkpoints from PyTorch < 0.4 may carry InstanceNorm running statistics; drop them.
     own = target.state_dict()
-    state = {k: v for k, v in state.items() if k in own or not k.endswith(
-        ("running_mean", "running_var", "num_batches_tracked"))}
+    state = {
+        k: v
+        for k, v in state.items()
+        if k in own or not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    }
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or unexpected or wrong:
-        detail = (f"{len(missing)} missing, {len(unexpected)} unexpected, "
-                  f"{len(wrong)} with another shape")
+        detail = (
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} with another shape"
+        )
         example = (wrong or missing or unexpected)[0]
         if example in wrong:
             example += f" {tuple(state[example].shape)} vs {tuple(own[example].shape)}"
-        raise UserError(f"checkpoint {path} does not fit the network ({detail}, e.g. {example}); "
-                        f"were --ngf/--ndf/--netG/--norm different in training?")
+        raise UserError(
+            f"checkpoint {path} does not fit the network ({detail}, e.g. {example}); "
+            f"were --ngf/--ndf/--netG/--norm different in training?"
+        )
     target.load_state_dict(state)

@@ -17,8 +17,7 @@ resumes (:func:`recover`), and readers take each file from there while it exists
 checked against the manifest (:func:`verified`); one that does not belong to the set is
 refused in one line. Files without a manifest (the authors' released checkpoints, saves of
 older versions) load as they are. Nothing here knows about training: the inference path uses
-the reading half. Writer and reader share one on-disk protocol, so they stay in one module
-of a little over 300 lines.
+the reading half. Writer and reader share one on-disk protocol, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -116,7 +115,8 @@ def _check_free_space(folder: str, label: str | int, needed: int) -> None:
         raise SaveFailed(
             f"not enough free disk space in {folder} to save '{label}': it needs about "
             f"{(needed + FREE_SPACE_MARGIN) / 1e9:.2f} GB and {free / 1e9:.2f} GB are free; free "
-            f"some space, then resume with --continue_train (the files saved before are intact)")
+            f"some space, then resume with --continue_train (the files saved before are intact)"
+        )
 
 
 def _move_into_place(folder: str, label: str | int) -> None:
@@ -155,8 +155,14 @@ def save_set(folder: str, label: str | int, files: dict[str, object], info: dict
     recover(folder, label)
     _check_free_space(folder, label, sum(tensor_bytes(obj) + 2**20 for obj in files.values()))
     pending = _pending(folder, label)
-    manifest = {"format": FORMAT, "version": VERSION, "label": str(label),
-                "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"), **info, "files": {}}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "label": str(label),
+        "saved_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+        **info,
+        "files": {},
+    }
     try:
         os.makedirs(pending)
         for name, obj in files.items():
@@ -172,14 +178,17 @@ def save_set(folder: str, label: str | int, files: dict[str, object], info: dict
         raise SaveFailed(
             f"saving '{label}' in {folder} failed: {err.strerror or err}"
             f"{' (disk full)' if full else ''}; the files saved before are intact; "
-            f"{'free some space, then ' if full else ''}resume with --continue_train") from None
+            f"{'free some space, then ' if full else ''}resume with --continue_train"
+        ) from None
     try:
         os.replace(pending, _committed(folder, label))  # the commit
         _fsync_folder(folder)
         _move_into_place(folder, label)
     except OSError as err:
-        raise SaveFailed(f"saving '{label}' in {folder}: moving the new files into place "
-                         f"failed ({err.strerror or err}); the next run finishes it") from None
+        raise SaveFailed(
+            f"saving '{label}' in {folder}: moving the new files into place "
+            f"failed ({err.strerror or err}); the next run finishes it"
+        ) from None
     return manifest
 
 
@@ -195,7 +204,7 @@ def recover(folder: str, label: str | int | None = None) -> None:
         for prefix in (COMMITTED_PREFIX, PENDING_PREFIX):
             if not entry.startswith(prefix):
                 continue
-            found = entry[len(prefix):]
+            found = entry[len(prefix) :]
             if label is not None and found != str(label):
                 continue
             if prefix == COMMITTED_PREFIX:
@@ -225,8 +234,9 @@ def _read_json(path: str):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path} cannot be read ({exc}); delete it to load the files "
-                        f"without checking them") from None
+        raise UserError(
+            f"{path} cannot be read ({exc}); delete it to load the files without checking them"
+        ) from None
 
 
 def read_manifest(folder: str, label: str | int) -> dict | None:
@@ -239,8 +249,10 @@ def read_manifest(folder: str, label: str | int) -> dict | None:
     if manifest is None:
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise UserError(f"{path} is not a NeRCo checkpoint manifest; delete it to load the "
-                        f"files without checking them")
+        raise UserError(
+            f"{path} is not a NeRCo checkpoint manifest; delete it to load the "
+            f"files without checking them"
+        )
     return manifest
 
 
@@ -250,14 +262,18 @@ def _check(folder: str, name: str, manifest: dict) -> str:
     where = os.path.join(folder, manifest_name(manifest["label"]))
     saved = f"saved at epoch {manifest.get('epoch')}, total_iters {manifest.get('total_iters')}"
     if entry is None:
-        raise UserError(f"{os.path.join(folder, name)} is not part of the set that {where} "
-                        f"lists ({saved}); delete {where} if you put it there on purpose")
+        raise UserError(
+            f"{os.path.join(folder, name)} is not part of the set that {where} "
+            f"lists ({saved}); delete {where} if you put it there on purpose"
+        )
     if not os.path.exists(path):
         raise FileNotFoundError(path)
     if os.path.getsize(path) != entry["bytes"] or _sha256(path) != entry["sha256"]:
-        raise UserError(f"{os.path.join(folder, name)} does not belong to the set listed in "
-                        f"{where} ({saved}): files of different saves are mixed; load another "
-                        f"--epoch, or delete {where} if you replaced the file on purpose")
+        raise UserError(
+            f"{os.path.join(folder, name)} does not belong to the set listed in "
+            f"{where} ({saved}): files of different saves are mixed; load another "
+            f"--epoch, or delete {where} if you replaced the file on purpose"
+        )
     return path
 
 
@@ -302,8 +318,10 @@ def verify_set(folder: str, label: str | int, optional: tuple[str, ...] = ()) ->
             _check(folder, name, manifest)
         except FileNotFoundError:
             if name not in optional:
-                raise UserError(f"{os.path.join(folder, name)} is missing from the set listed "
-                                f"in {os.path.join(folder, manifest_name(label))}") from None
+                raise UserError(
+                    f"{os.path.join(folder, name)} is missing from the set listed "
+                    f"in {os.path.join(folder, manifest_name(label))}"
+                ) from None
     return manifest
 
 

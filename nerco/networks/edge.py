@@ -22,11 +22,9 @@ MAGNITUDE_EPS = 1e-6
 #: padding 1); the magnitude is sqrt(Σ response² + 1e-6) over the filter's kernels.
 EDGE_FILTERS: dict[str, tuple[tuple[tuple[float, ...], ...], ...]] = {
     # The release: central differences, vertical then horizontal (spec §1.5).
-    "gradient": (((0, -1, 0), (0, 0, 0), (0, 1, 0)),
-                 ((0, 0, 0), (-1, 0, 1), (0, 0, 0))),
+    "gradient": (((0, -1, 0), (0, 0, 0), (0, 1, 0)), ((0, 0, 0), (-1, 0, 1), (0, 0, 0))),
     # Sobel: the central differences smoothed 1-2-1 across their direction.
-    "sobel": (((-1, -2, -1), (0, 0, 0), (1, 2, 1)),
-              ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1))),
+    "sobel": (((-1, -2, -1), (0, 0, 0), (1, 2, 1)), ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1))),
     # The 4-neighbour Laplacian, one kernel: the magnitude is |l| (sqrt(l² + 1e-6)).
     "laplacian": (((0, 1, 0), (1, -4, 1), (0, 1, 0)),),
 }
@@ -47,12 +45,14 @@ class EdgeOperator(nn.Module):
         ValueError: an ``edge_filter`` that is not in the table.
     """
 
-    def __init__(self, random_projection: bool = True,
-                 edge_filter: str = DEFAULT_EDGE_FILTER) -> None:
+    def __init__(
+        self, random_projection: bool = True, edge_filter: str = DEFAULT_EDGE_FILTER
+    ) -> None:
         super().__init__()
         if edge_filter not in EDGE_FILTERS:
-            raise ValueError(f"edge_filter must be one of {tuple(EDGE_FILTERS)}, got "
-                             f"{edge_filter!r}")
+            raise ValueError(
+                f"edge_filter must be one of {tuple(EDGE_FILTERS)}, got {edge_filter!r}"
+            )
         self.random_projection = random_projection
         self.edge_filter = edge_filter
         kernels = torch.tensor(EDGE_FILTERS[edge_filter], dtype=torch.float32)

@@ -125,9 +125,15 @@ def _reflect_border(pad: nn.Module, conv: nn.Module, x: torch.Tensor) -> int:
     if not (isinstance(pad, nn.ReflectionPad2d) and isinstance(conv, nn.Conv2d)):
         return 0
     p = pad.padding[0]
-    fits = (tuple(pad.padding) == (p,) * 4 and conv.kernel_size == (2 * p + 1,) * 2
-            and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding == (0, 0)
-            and conv.in_channels > IMAGE_CHANNELS and min(x.shape[-2:]) >= 2 * p)
+    fits = (
+        tuple(pad.padding) == (p,) * 4
+        and conv.kernel_size == (2 * p + 1,) * 2
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.padding == (0, 0)
+        and conv.in_channels > IMAGE_CHANNELS
+        and min(x.shape[-2:]) >= 2 * p
+    )
     # Worth it only where the copy is dear next to the convolution: little work per input
     # value (the 64-channel full-size layers, not the 256-channel residual blocks).
     cheap = 2 * conv.out_channels * conv.kernel_size[0] ** 2 <= CHEAP_CONV_FLOPS
@@ -138,6 +144,7 @@ def _reflect_padded_conv(conv: nn.Conv2d, x: torch.Tensor, p: int) -> torch.Tens
     """``conv(reflect_pad(x, p))`` without the padded copy of ``x``: the convolution pads
     with zeros internally, then its ``p``-pixel border is recomputed from reflect-padded
     strips of ``2p`` rows or columns (the interior never sees the padding)."""
+
     def valid(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, conv.weight, conv.bias, groups=conv.groups)
 
@@ -150,13 +157,19 @@ def _reflect_padded_conv(conv: nn.Conv2d, x: torch.Tensor, p: int) -> torch.Tens
 
 
 def _is_plain_instance_norm(layer: nn.Module) -> bool:
-    return (isinstance(layer, nn.InstanceNorm2d) and not layer.affine
-            and not layer.track_running_stats)
+    return (
+        isinstance(layer, nn.InstanceNorm2d) and not layer.affine and not layer.track_running_stats
+    )
 
 
 #: Layers whose output is always a new tensor, which later layers may overwrite in place.
-_FRESH_OUTPUT = (nn.Conv2d, nn.ConvTranspose2d, nn.ReflectionPad2d, nn.ReplicationPad2d,
-                 nn.ZeroPad2d)
+_FRESH_OUTPUT = (
+    nn.Conv2d,
+    nn.ConvTranspose2d,
+    nn.ReflectionPad2d,
+    nn.ReplicationPad2d,
+    nn.ZeroPad2d,
+)
 
 
 def run_inference(layers: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:

@@ -125,7 +125,12 @@ def resnet_trunk(
         mult = 2 ** (2 - i)
         layers += [
             nn.ConvTranspose2d(
-                ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                ngf * mult,
+                ngf * mult // 2,
+                3,
+                stride=2,
+                padding=1,
+                output_padding=1,
                 bias=use_bias,
             ),
             norm_layer(ngf * mult // 2),

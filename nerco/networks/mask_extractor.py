@@ -89,14 +89,22 @@ class MaskExtractor(nn.Module):
         ``banded`` (the inference path) computes the spatial statistics in bands."""
         # Channel attention: [avg pool, max pool] -> 1x1 -> ReLU -> 1x1 -> 1x1 (no sigmoid).
         pooled = torch.cat(
-            [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1)
+            [feat.mean(dim=(2, 3), keepdim=True), feat.amax(dim=(2, 3), keepdim=True)], 1
+        )
         # One image at a time: over a batch these 1x1 layers are one matrix product whose
         # rounding depends on the batch size, and an image's mask on the images beside it.
         # Not while tracing or exporting, where a loop would fix the batch size.
-        recording = (torch.jit.is_tracing() or torch.compiler.is_compiling()
-                     or torch.onnx.is_in_onnx_export())
-        weights = torch.cat([self.conv_ca(self.fc2(torch.relu(self.fc1(p))))
-                             for p in ([pooled] if recording else pooled.split(1))])
+        recording = (
+            torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+            or torch.onnx.is_in_onnx_export()
+        )
+        weights = torch.cat(
+            [
+                self.conv_ca(self.fc2(torch.relu(self.fc1(p))))
+                for p in ([pooled] if recording else pooled.split(1))
+            ]
+        )
         # Spatial attention: [channel mean, channel max] of F' = a · F -> 7x7 (no padding)
         # -> sigmoid.
         if banded:

@@ -28,8 +28,10 @@ def check_amp(amp: str, device) -> None:
     if amp == "fp16" and device.type != "cuda":
         raise UserError("--amp fp16 needs a CUDA GPU (loss scaling); on the CPU use --amp bf16")
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
-                        f"support; use --amp fp16")
+        raise UserError(
+            f"--amp bf16: {torch.cuda.get_device_name(device)} has no bfloat16 "
+            f"support; use --amp fp16"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

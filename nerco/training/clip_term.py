@@ -103,17 +103,21 @@ def default_clip_weights_path() -> str:
         if isinstance(cached, str):
             return cached
     if not _hub_reachable():
-        raise UserError(f"CLIP RN50 weights are not cached and cannot be downloaded offline; "
-                        f"{MISSING_WEIGHTS_HINT}")
+        raise UserError(
+            f"CLIP RN50 weights are not cached and cannot be downloaded offline; "
+            f"{MISSING_WEIGHTS_HINT}"
+        )
     try:
         return download_pretrained(cfg)
     except Exception as exc:  # noqa: BLE001 - any download failure means the same to the user
-        raise UserError(f"downloading CLIP RN50 weights failed ({type(exc).__name__}); "
-                        f"{MISSING_WEIGHTS_HINT}") from None
+        raise UserError(
+            f"downloading CLIP RN50 weights failed ({type(exc).__name__}); {MISSING_WEIGHTS_HINT}"
+        ) from None
 
 
-def build_clip(weights: str | None = None, device: torch.device | str = "cpu",
-               random_init: bool = False) -> torch.nn.Module:
+def build_clip(
+    weights: str | None = None, device: torch.device | str = "cpu", random_init: bool = False
+) -> torch.nn.Module:
     """Frozen CLIP RN50 (QuickGELU) in eval mode on ``device``.
 
     Args:
@@ -172,8 +176,13 @@ class CLIPTerm:
         Bilinear, align_corners False, no antialiasing (the torchvision of the release
         did not antialias tensors).
         """
-        x = F.interpolate(images, size=(CLIP_SIZE, CLIP_SIZE), mode="bilinear",
-                          align_corners=False, antialias=False)
+        x = F.interpolate(
+            images,
+            size=(CLIP_SIZE, CLIP_SIZE),
+            mode="bilinear",
+            align_corners=False,
+            antialias=False,
+        )
         if self.normalize_input:
             x = ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         return x

@@ -80,8 +80,9 @@ class Context:
         summed = self._exchange([values[n] for n in names], torch.float64)
         return {n: float(v) / self.world_size for n, v in zip(names, summed)}
 
-    def agree(self, stop: bool, diverged_at: int | None,
-              proposal: int = 0) -> tuple[bool, tuple[int, int] | None, int]:
+    def agree(
+        self, stop: bool, diverged_at: int | None, proposal: int = 0
+    ) -> tuple[bool, tuple[int, int] | None, int]:
         """One all-reduce of this process's flags with everyone else's.
 
         Args:
@@ -96,10 +97,10 @@ class Context:
             first = None if diverged_at is None else (diverged_at, self.rank)
             return stop, first, proposal
         # The earliest (iteration, rank) gets the largest key, so a MAX reduces everything.
-        key = 0 if diverged_at is None else _KEY_BASE - (diverged_at * self.world_size
-                                                         + self.rank)
+        key = 0 if diverged_at is None else _KEY_BASE - (diverged_at * self.world_size + self.rank)
         stop_any, best, interval = self._exchange(
-            [int(stop), key, proposal if self.is_main else 0], torch.int64, dist.ReduceOp.MAX)
+            [int(stop), key, proposal if self.is_main else 0], torch.int64, dist.ReduceOp.MAX
+        )
         first = divmod(_KEY_BASE - best, self.world_size) if best else None
         return bool(stop_any), first, int(interval)
 
@@ -141,9 +142,11 @@ def process_device(selected: torch.device) -> torch.device:
     if selected.type == "cuda" and launched_by_torchrun():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if local_rank >= torch.cuda.device_count():
-            raise UserError(f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', '?')} "
-                            f"processes on this node but only {torch.cuda.device_count()} GPUs "
-                            f"are visible: use --nproc_per_node {torch.cuda.device_count()}")
+            raise UserError(
+                f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', '?')} "
+                f"processes on this node but only {torch.cuda.device_count()} GPUs "
+                f"are visible: use --nproc_per_node {torch.cuda.device_count()}"
+            )
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -169,12 +172,12 @@ def setup(device: torch.device) -> Context:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world_size = int(os.environ["WORLD_SIZE"])
     if device.type == "cuda":
-        dist.init_process_group(backend="nccl", rank=rank, world_size=world_size,
-                                device_id=device)
+        dist.init_process_group(backend="nccl", rank=rank, world_size=world_size, device_id=device)
     else:
         dist.init_process_group(backend="gloo", rank=rank, world_size=world_size)
-    return Context(rank=rank, local_rank=local_rank, world_size=world_size, device=device,
-                   group=True)
+    return Context(
+        rank=rank, local_rank=local_rank, world_size=world_size, device=device, group=True
+    )
 
 
 def teardown(context: Context) -> None:

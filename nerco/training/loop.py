@@ -82,8 +82,11 @@ class TrainingLoop:
     """
 
     def _where(self, epoch: int | None = None) -> dict:
-        return {"total_iters": self.total_iters, "epoch": self.epoch if epoch is None else epoch,
-                "epoch_iter": self.position // self.opt.batch_size}
+        return {
+            "total_iters": self.total_iters,
+            "epoch": self.epoch if epoch is None else epoch,
+            "epoch_iter": self.position // self.opt.batch_size,
+        }
 
     def save(self, label: str | int) -> None:
         """Weights and training state under ``label``, as one set written by rank 0.
@@ -96,11 +99,12 @@ class TrainingLoop:
         if label == "latest" and self._latest_at == self.total_iters:
             return  # saved at this very iteration already
         model = self.model
-        self.guard.check_tensors([net.state_dict() for net in model.networks().values()]
-                                 + [model.optimizer_G.state_dict()["state"],
-                                    model.optimizer_D.state_dict()["state"]]
-                                 + [pool.images for pool in model.pools.values()],
-                                 self._where())
+        self.guard.check_tensors(
+            [net.state_dict() for net in model.networks().values()]
+            + [model.optimizer_G.state_dict()["state"], model.optimizer_D.state_dict()["state"]]
+            + [pool.images for pool in model.pools.values()],
+            self._where(),
+        )
         self.guard.sync(self._stop.requested)
         info = self._where()
         if self.is_main:
@@ -108,8 +112,9 @@ class TrainingLoop:
             if label != "latest" and not self.opt.keep_all_states:
                 resume.prune_states(self.save_dir, label)
         good = self.guard.last_good
-        if not (good and good["label"] == "latest" and good.get("total_iters") == info[
-                "total_iters"]):  # an epoch's save beside 'latest': name 'latest' still
+        if not (
+            good and good["label"] == "latest" and good.get("total_iters") == info["total_iters"]
+        ):  # an epoch's save beside 'latest': name 'latest' still
             self.guard.last_good = {"label": str(label), **info}
         if label == "latest":
             self._latest_at = self.total_iters
@@ -125,8 +130,13 @@ class TrainingLoop:
                 elif metric is not None:  # no finished epoch yet: nothing to compare
                     scheduler.step(metric)
         if plateau and metric is not None:
-            logger.info("learning rate %.7f -> %.7f (plateau on the last epoch's mean %s: "
-                        "%.5f)", old, self.lr, " + ".join(PLATEAU_LOSSES), metric)
+            logger.info(
+                "learning rate %.7f -> %.7f (plateau on the last epoch's mean %s: %.5f)",
+                old,
+                self.lr,
+                " + ".join(PLATEAU_LOSSES),
+                metric,
+            )
         else:
             logger.info("learning rate %.7f -> %.7f", old, self.lr)
 
@@ -181,8 +191,9 @@ class TrainingLoop:
         world = self.context.world_size
         epoch_iter = self.position * world
         extra = {"skipped_steps": self.guard.skipped.total} if self.opt.amp == "fp16" else None
-        line = self.loss_log.log(epoch, epoch_iter, self.total_iters, t_comp, t_data, self.lr,
-                                 losses, extra)
+        line = self.loss_log.log(
+            epoch, epoch_iter, self.total_iters, t_comp, t_data, self.lr, losses, extra
+        )
         logger.info(line)
         progress = epoch_iter / (self.sampler.per_rank * world)
         self.loss_history.append({"x": epoch - 1 + progress, "losses": losses})
@@ -197,9 +208,16 @@ class TrainingLoop:
         saved_visuals = False
         iter_data_time = time.time()
         done = self.position // opt.batch_size
-        bar = tqdm(self._batches(), desc=f"epoch {epoch}/{self.last_epoch}", unit="it",
-                   total=self.iters_per_epoch, initial=done, dynamic_ncols=True, leave=False,
-                   disable=not self.is_main)
+        bar = tqdm(
+            self._batches(),
+            desc=f"epoch {epoch}/{self.last_epoch}",
+            unit="it",
+            total=self.iters_per_epoch,
+            initial=done,
+            dynamic_ncols=True,
+            leave=False,
+            disable=not self.is_main,
+        )
         try:
             for batch in bar:
                 iter_start = time.time()
@@ -226,8 +244,11 @@ class TrainingLoop:
                     continue
                 self.plateau["sum"] += sum(losses[name] for name in PLATEAU_LOSSES)
                 self.plateau["count"] += 1
-                bar.set_postfix(G=f"{losses['G_A'] + losses['G_B']:.3f}",
-                                D=f"{losses['D_A'] + losses['D_B']:.3f}", refresh=False)
+                bar.set_postfix(
+                    G=f"{losses['G_A'] + losses['G_B']:.3f}",
+                    D=f"{losses['D_A'] + losses['D_B']:.3f}",
+                    refresh=False,
+                )
                 if due(opt.display_freq) and self.display is not None:
                     self.display.show_images(visuals_as_images(self.model.visuals), epoch)
                 # The web page gets the visuals every update_html_freq samples and at least
@@ -239,8 +260,11 @@ class TrainingLoop:
                     self._log(epoch, losses, (time.time() - iter_start) / opt.batch_size, t_data)
                 if saving:
                     label = f"iter_{self.total_iters}" if opt.save_by_iter else "latest"
-                    logger.info("saving the latest model (epoch %d, total_iters %d)",
-                                epoch, self.total_iters)
+                    logger.info(
+                        "saving the latest model (epoch %d, total_iters %d)",
+                        epoch,
+                        self.total_iters,
+                    )
                     self.save(label)
                 if stop:
                     raise TrainingInterrupted(self._stop.signum or signal.SIGTERM)
@@ -256,20 +280,27 @@ class TrainingLoop:
             try:
                 self._run_epochs()
             except TrainingInterrupted:
-                logger.info("stopped in epoch %d after %d iterations: saving 'latest'",
-                            self.epoch, self.position // opt.batch_size)
+                logger.info(
+                    "stopped in epoch %d after %d iterations: saving 'latest'",
+                    self.epoch,
+                    self.position // opt.batch_size,
+                )
                 self.save("latest")
                 # Under torchrun no process exits before rank 0 has written the set: torchrun
                 # would take the first exit as a failure and kill the others.
                 self.context.barrier()
-                logger.info("saved %s; resume with the same command plus --continue_train",
-                            os.path.join(self.save_dir, "latest_train_state.pth"))
+                logger.info(
+                    "saved %s; resume with the same command plus --continue_train",
+                    os.path.join(self.save_dir, "latest_train_state.pth"),
+                )
                 raise
             self.save("latest")
         self.context.barrier()
         if self.guard.skipped.total:
-            logger.info("--amp fp16: the loss scaler skipped %d optimiser steps in all",
-                        self.guard.skipped.total)
+            logger.info(
+                "--amp fp16: the loss scaler skipped %d optimiser steps in all",
+                self.guard.skipped.total,
+            )
         logger.info("training finished: %s", os.path.join(self.save_dir, "latest_net_*.pth"))
 
     def _run_epochs(self) -> None:
@@ -283,11 +314,16 @@ class TrainingLoop:
             self._end_epoch_metric()
             self.epoch, self.position = epoch + 1, 0
             if epoch % opt.save_epoch_freq == 0:
-                logger.info("saving the model at the end of epoch %d, iters %d",
-                            epoch, self.total_iters)
+                logger.info(
+                    "saving the model at the end of epoch %d, iters %d", epoch, self.total_iters
+                )
                 self.save("latest")
                 self.save(epoch)
             if self.loss_history and self.is_main:
                 plot_loss_curves(self.loss_history, self.save_dir)
-            logger.info("End of epoch %d / %d \t Time Taken: %d sec", epoch, self.last_epoch,
-                        time.time() - start)
+            logger.info(
+                "End of epoch %d / %d \t Time Taken: %d sec",
+                epoch,
+                self.last_epoch,
+                time.time() - start,
+            )

@@ -30,8 +30,22 @@ from nerco.runtime import UserError
 #: Logged loss names, in the order of the release's log line (spec §2), then the two
 #: generator edge terms, which the reference vectors also pin down.
 LOSS_NAMES = (
-    "D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B",
-    "D_A_edge", "D_B_edge", "D_A_CLIP", "D_B_CLIP", "PreConsis", "H", "G_A_edge", "G_B_edge",
+    "D_A",
+    "G_A",
+    "cycle_A",
+    "idt_A",
+    "D_B",
+    "G_B",
+    "cycle_B",
+    "idt_B",
+    "D_A_edge",
+    "D_B_edge",
+    "D_A_CLIP",
+    "D_B_CLIP",
+    "PreConsis",
+    "H",
+    "G_A_edge",
+    "G_B_edge",
 )
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
 
@@ -65,8 +79,9 @@ class GANLoss(nn.Module):
     def __init__(self, gan_mode: str = "lsgan") -> None:
         super().__init__()
         if gan_mode not in GAN_MODES:
-            raise UserError(f"--gan_mode {gan_mode!r} is not known; choose one of "
-                            f"{', '.join(GAN_MODES)}")
+            raise UserError(
+                f"--gan_mode {gan_mode!r} is not known; choose one of {', '.join(GAN_MODES)}"
+            )
         self.gan_mode = gan_mode
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
@@ -184,8 +199,9 @@ def nrn_consistency_loss(pre_A, real_A, gan_pre_A, weights: LossWeights) -> torc
     return F.l1_loss(pre_A, real_A) * weights.lambda_pre * weights.lambda_A + gan_pre_A
 
 
-def mask_extractor_loss(G_A, mask_extractor, D_A, D_B, real_A, real_B, Hm, fake_B, fake_A,
-                        gan: GANLoss) -> torch.Tensor:
+def mask_extractor_loss(
+    G_A, mask_extractor, D_A, D_B, real_A, real_B, Hm, fake_B, fake_A, gan: GANLoss
+) -> torch.Tensor:
     """The mask extractor's loss (ME, logged as ``H``) = bypass + adv_h + self (spec §2).
 
     bypass = ‖fake_B − (A + Hm)‖₁ + ‖B − G_A([B − Hm, B − Hm])‖₁
@@ -206,7 +222,8 @@ def mask_extractor_loss(G_A, mask_extractor, D_A, D_B, real_A, real_B, Hm, fake_
     """
     darker_B = real_B - Hm
     bypass = F.l1_loss(fake_B, real_A + Hm) + F.l1_loss(
-        real_B, G_A(torch.cat((darker_B, darker_B), 1)))
+        real_B, G_A(torch.cat((darker_B, darker_B), 1))
+    )
     adv_h = gan(D_A(real_A + Hm), True) + gan(D_B(darker_B), True)
     Hm_fake_A, _ = mask_extractor(fake_A)
     self_term = F.l1_loss(Hm, fake_B - real_A) + F.l1_loss(fake_A, real_B - Hm_fake_A)
@@ -267,15 +284,26 @@ def generator_total(terms: dict[str, torch.Tensor], weights: LossWeights) -> tor
         The scalar to back-propagate.
     """
     t, w = terms, weights  # short names keep the sum on the lines of the formula
-    loss_A = (t["G_A"] + t["cycle_A"] + t["idt_A"]
-              + w.lambda_clip * t["D_A_CLIP"] + w.lambda_edge * t["G_A_edge"])
-    loss_B = (t["G_B"] + t["cycle_B"] + t["idt_B"]
-              + w.lambda_clip * t["D_B_CLIP"] + w.lambda_edge * t["G_B_edge"])
+    loss_A = (
+        t["G_A"]
+        + t["cycle_A"]
+        + t["idt_A"]
+        + w.lambda_clip * t["D_A_CLIP"]
+        + w.lambda_edge * t["G_A_edge"]
+    )
+    loss_B = (
+        t["G_B"]
+        + t["cycle_B"]
+        + t["idt_B"]
+        + w.lambda_clip * t["D_B_CLIP"]
+        + w.lambda_edge * t["G_B_edge"]
+    )
     return loss_A + loss_B + w.lambda_mask * t["H"] + t["PreConsis"]
 
 
-def discriminator_loss(D, real, fake, gan: GANLoss,
-                       real_prediction: torch.Tensor | None = None) -> torch.Tensor:
+def discriminator_loss(
+    D, real, fake, gan: GANLoss, real_prediction: torch.Tensor | None = None
+) -> torch.Tensor:
     """One discriminator's loss, D_basic of spec §2 (the TAD's colour and edge paths).
 
     D_basic = 0.5·[GAN(D(real), 1) + GAN(D(fake.detach()), 0)].

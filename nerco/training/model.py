@@ -69,11 +69,20 @@ class NeRCoModel(nn.Module):
             :data:`nerco.networks.edge.EDGE_FILTERS` (``--edge_filter``).
     """
 
-    def __init__(self, arch: Architecture, clip_term, objective: str = "official",
-                 weights: LossWeights = LossWeights(), gan_mode: str = "lsgan",
-                 pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5,
-                 amp: str | None = None, checkpointing: bool = False,
-                 edge_filter: str = DEFAULT_EDGE_FILTER) -> None:
+    def __init__(
+        self,
+        arch: Architecture,
+        clip_term,
+        objective: str = "official",
+        weights: LossWeights = LossWeights(),
+        gan_mode: str = "lsgan",
+        pool_size: int = 50,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        amp: str | None = None,
+        checkpointing: bool = False,
+        edge_filter: str = DEFAULT_EDGE_FILTER,
+    ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -90,17 +99,32 @@ class NeRCoModel(nn.Module):
         self.padded_inputs = PaddedInputs(self.generators.values())
         self.gan = GANLoss(gan_mode)
         self.set_edge_filter(edge_filter)
-        self.pools = {name: ImagePool(pool_size) for name in
-                      ("fake_B", "fake_A", "pre_A", "fake_B_edge", "fake_A_edge",
-                       "fake_B_clip", "fake_A_clip")}
+        self.pools = {
+            name: ImagePool(pool_size)
+            for name in (
+                "fake_B",
+                "fake_A",
+                "pre_A",
+                "fake_B_edge",
+                "fake_A_edge",
+                "fake_B_clip",
+                "fake_A_clip",
+            )
+        }
         self.optimizer_G = torch.optim.Adam(
-            itertools.chain(*(self.generators[name].parameters()
-                              for name in ("Pre", "G_A", "G_B", "H"))),
-            lr=lr, betas=(beta1, 0.999))
+            itertools.chain(
+                *(self.generators[name].parameters() for name in ("Pre", "G_A", "G_B", "H"))
+            ),
+            lr=lr,
+            betas=(beta1, 0.999),
+        )
         self.optimizer_D = torch.optim.Adam(
-            itertools.chain(*(self.discriminators[name].parameters()
-                              for name in DISCRIMINATOR_NAMES)),
-            lr=lr, betas=(beta1, 0.999))
+            itertools.chain(
+                *(self.discriminators[name].parameters() for name in DISCRIMINATOR_NAMES)
+            ),
+            lr=lr,
+            betas=(beta1, 0.999),
+        )
         self.scaler: torch.amp.GradScaler | None = None  # made on the first fp16 iteration
         self.skipped_steps = 0
 
@@ -108,8 +132,9 @@ class NeRCoModel(nn.Module):
         """(Re)build the edge operator with ``edge_filter``: a resumed run takes the saved one."""
         device = self.edge.grey.device if hasattr(self, "edge") else torch.device("cpu")
         # §8.4: the released edge operator draws a random 1→3 projection at every call.
-        self.edge = EdgeOperator(random_projection=self.objective == "official",
-                                 edge_filter=edge_filter).to(device)
+        self.edge = EdgeOperator(
+            random_projection=self.objective == "official", edge_filter=edge_filter
+        ).to(device)
 
     # ------------------------------------------------------------ mixed precision
     def _autocast(self, device: torch.device):
@@ -162,9 +187,18 @@ class NeRCoModel(nn.Module):
         fake_A = generators["G_B"](real_B * mask)  # the mask of real_A gates real_B
         pre_A1 = generators["Pre"](fake_A)
         rec_B = generators["G_A"](torch.cat((fake_A, pre_A1), 1))  # no mask on this loop
-        return {"real_A": real_A, "real_B": real_B, "pre_A": pre_A, "Hm": Hm, "mask": mask,
-                "fake_B": fake_B, "rec_A": rec_A, "fake_A": fake_A, "pre_A1": pre_A1,
-                "rec_B": rec_B}
+        return {
+            "real_A": real_A,
+            "real_B": real_B,
+            "pre_A": pre_A,
+            "Hm": Hm,
+            "mask": mask,
+            "fake_B": fake_B,
+            "rec_A": rec_A,
+            "fake_A": fake_A,
+            "pre_A1": pre_A1,
+            "rec_B": rec_B,
+        }
 
     # ------------------------------------------------------------ generator step
     def compute_G_loss(self, visuals: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -176,19 +210,37 @@ class NeRCoModel(nn.Module):
         real_A, real_B, pre_A, Hm = (visuals[k] for k in ("real_A", "real_B", "pre_A", "Hm"))
         fake_B, rec_A, fake_A, rec_B = (visuals[k] for k in ("fake_B", "rec_A", "fake_A", "rec_B"))
         paper = self.objective == "paper"
-        terms = losses.identity_losses(generators["G_A"], generators["G_B"], real_A, real_B,
-                                       weights)
+        terms = losses.identity_losses(
+            generators["G_A"], generators["G_B"], real_A, real_B, weights
+        )
         # GAN(D_B(Pre(A))) enters G_B and PreConsis: computed once, handed to both.
         gan_pre_A = losses.nrn_adversarial_loss(frozen["D_B"], pre_A, gan)
         # §8.3: the release feeds raw images to the edge discriminators; the paper, edges.
-        terms |= losses.adversarial_losses(frozen["D_A"], frozen["D_B"], frozen["D_A_edge"],
-                                           frozen["D_B_edge"], fake_B, fake_A, gan_pre_A, gan,
-                                           edge=self.edge if paper else None)
+        terms |= losses.adversarial_losses(
+            frozen["D_A"],
+            frozen["D_B"],
+            frozen["D_A_edge"],
+            frozen["D_B_edge"],
+            fake_B,
+            fake_A,
+            gan_pre_A,
+            gan,
+            edge=self.edge if paper else None,
+        )
         terms |= losses.cycle_losses(real_A, real_B, rec_A, rec_B, weights)
         terms["PreConsis"] = losses.nrn_consistency_loss(pre_A, real_A, gan_pre_A, weights)
-        terms["H"] = losses.mask_extractor_loss(generators["G_A"], generators["H"],
-                                                frozen["D_A"], frozen["D_B"], real_A, real_B,
-                                                Hm, fake_B, fake_A, gan)
+        terms["H"] = losses.mask_extractor_loss(
+            generators["G_A"],
+            generators["H"],
+            frozen["D_A"],
+            frozen["D_B"],
+            real_A,
+            real_B,
+            Hm,
+            fake_B,
+            fake_A,
+            gan,
+        )
         # §8.1/§8.2: the release sends CLIP's inputs through (mixed-up) history pools,
         # which detach them; the paper supervises the generators with the current images.
         pools = None if paper else (self.pools["fake_B_clip"], self.pools["fake_A_clip"])
@@ -207,10 +259,9 @@ class NeRCoModel(nn.Module):
         # The release evaluates D_B(real_A) twice with the same weights: once here.
         D_B = discriminators["D_B"]
         verdict = D_B(real_A)
-        terms["D_B"] = (basic(D_B, real_A, pools["fake_A"].query(fake_A), gan,
-                              real_prediction=verdict)
-                        + basic(D_B, real_A, pools["pre_A"].query(pre_A), gan,
-                                real_prediction=verdict))
+        terms["D_B"] = basic(
+            D_B, real_A, pools["fake_A"].query(fake_A), gan, real_prediction=verdict
+        ) + basic(D_B, real_A, pools["pre_A"].query(pre_A), gan, real_prediction=verdict)
         with torch.no_grad():
             fake_B_edge = pools["fake_B_edge"].query(self.edge(fake_B))
             real_B_edge = self.edge(real_B)
@@ -263,10 +314,12 @@ class NeRCoModel(nn.Module):
     # ------------------------------------------------------------ training state
     def training_state(self) -> dict:
         """Optimisers, image pools and loss scaler: what a resumed run needs besides weights."""
-        return {"optimizer_G": self.optimizer_G.state_dict(),
-                "optimizer_D": self.optimizer_D.state_dict(),
-                "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
-                "scaler": None if self.scaler is None else self.scaler.state_dict()}
+        return {
+            "optimizer_G": self.optimizer_G.state_dict(),
+            "optimizer_D": self.optimizer_D.state_dict(),
+            "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
+        }
 
     def load_training_state(self, state: dict, device: torch.device) -> None:
         """Restore what :meth:`training_state` returned (weights are loaded separately)."""

@@ -31,10 +31,25 @@ KEPT_FROM_STATE = ("lr", "beta1", "lr_policy", "lr_decay_iters")
 #: each with the reason its notice gives.
 KEPT_FROM_RUN = {"edge_filter": "its edge discriminators learnt on that filter's edge maps"}
 #: Options a resumed run takes from the command line even when the saved run used others.
-TAKEN_FROM_OPTIONS = ("n_epochs", "n_epochs_decay", "amp", "pool_size", "batch_size",
-                      "gan_mode", "objective", "lambda_A", "lambda_B", "lambda_identity",
-                      "lambda_pre", "lambda_clip", "lambda_edge", "lambda_mask",
-                      "preprocess", "load_size", "crop_size")
+TAKEN_FROM_OPTIONS = (
+    "n_epochs",
+    "n_epochs_decay",
+    "amp",
+    "pool_size",
+    "batch_size",
+    "gan_mode",
+    "objective",
+    "lambda_A",
+    "lambda_B",
+    "lambda_identity",
+    "lambda_pre",
+    "lambda_clip",
+    "lambda_edge",
+    "lambda_mask",
+    "preprocess",
+    "load_size",
+    "crop_size",
+)
 
 
 def state_name(label: str | int) -> str:
@@ -43,8 +58,11 @@ def state_name(label: str | int) -> str:
 
 def saved_options(opt: argparse.Namespace) -> dict:
     """The options a resume compares with its own (stored in the state)."""
-    return {key: getattr(opt, key) for key in (*KEPT_FROM_STATE, *KEPT_FROM_RUN,
-                                               *TAKEN_FROM_OPTIONS) if hasattr(opt, key)}
+    return {
+        key: getattr(opt, key)
+        for key in (*KEPT_FROM_STATE, *KEPT_FROM_RUN, *TAKEN_FROM_OPTIONS)
+        if hasattr(opt, key)
+    }
 
 
 def _options_of(state: dict) -> dict:
@@ -68,25 +86,32 @@ def apply_saved_options(state: dict, opt: argparse.Namespace) -> list[str]:
     saved = _options_of(state)
     for key in KEPT_FROM_STATE:
         if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key):
-            notices.append(f"--{key} {getattr(opt, key)} ignored: the training state continues "
-                           f"with {saved[key]} (its optimiser and schedule); to change it, "
-                           f"resume from the weights alone (delete the state file)")
+            notices.append(
+                f"--{key} {getattr(opt, key)} ignored: the training state continues "
+                f"with {saved[key]} (its optimiser and schedule); to change it, "
+                f"resume from the weights alone (delete the state file)"
+            )
             setattr(opt, key, saved[key])
     for key, reason in KEPT_FROM_RUN.items():
         if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key):
-            notices.append(f"--{key} {getattr(opt, key)} ignored: the resumed run goes on with "
-                           f"{saved[key]}, as saved ({reason}); to change it, start a new run "
-                           f"(another --name)")
+            notices.append(
+                f"--{key} {getattr(opt, key)} ignored: the resumed run goes on with "
+                f"{saved[key]}, as saved ({reason}); to change it, start a new run "
+                f"(another --name)"
+            )
             setattr(opt, key, saved[key])
     for key in TAKEN_FROM_OPTIONS:
         if key in saved and hasattr(opt, key) and saved[key] != getattr(opt, key):
-            notices.append(f"--{key} is {getattr(opt, key)}, the saved run used {saved[key]}: "
-                           f"the resumed run goes on with {getattr(opt, key)}")
+            notices.append(
+                f"--{key} is {getattr(opt, key)}, the saved run used {saved[key]}: "
+                f"the resumed run goes on with {getattr(opt, key)}"
+            )
     return notices
 
 
-def save(folder: str, label: str | int, networks: dict[str, nn.Module], state: dict,
-         info: dict) -> dict:
+def save(
+    folder: str, label: str | int, networks: dict[str, nn.Module], state: dict, info: dict
+) -> dict:
     """Write ``label``'s set: ``<label>_net_<NAME>.pth`` for each network and the state.
 
     Returns:
@@ -94,7 +119,8 @@ def save(folder: str, label: str | int, networks: dict[str, nn.Module], state: d
     """
     files: dict[str, object] = {
         os.path.basename(network_path("", label, name)): cpu_state_dict(net)
-        for name, net in networks.items()}
+        for name, net in networks.items()
+    }
     files[state_name(label)] = train_state.stamped(state)
     return checkpoint_set.save_set(folder, label, files, info)
 
@@ -146,12 +172,17 @@ def load_into(trainer) -> dict | None:
     trainer.model.load_networks(folder, label)
     logger.info("loaded %s_net_*.pth from %s", label, folder)
     trainer.guard.last_good = {"label": str(label)} | {
-        key: manifest.get(key) for key in ("epoch", "epoch_iter", "total_iters")
-        if manifest is not None}
+        key: manifest.get(key)
+        for key in ("epoch", "epoch_iter", "total_iters")
+        if manifest is not None
+    }
     if state is None:
-        logger.info("no %s: weights only, so the optimisers, the learning-rate schedule and "
-                    "the image pools start fresh and epochs count from --epoch_count %d",
-                    state_name(label), opt.epoch_count)
+        logger.info(
+            "no %s: weights only, so the optimisers, the learning-rate schedule and "
+            "the image pools start fresh and epochs count from --epoch_count %d",
+            state_name(label),
+            opt.epoch_count,
+        )
         return None
     for notice in apply_saved_options(state, opt):
         logger.info(notice)
@@ -164,8 +195,11 @@ def restore(trainer, state: dict) -> None:
     """Put a training state back: optimisers, schedule, pools, counters, random streams."""
     opt, context = trainer.opt, trainer.context
     if opt.epoch_count != 1 and opt.epoch_count != state["epoch"]:
-        logger.info("--epoch_count %d ignored: the training state continues epoch %d",
-                    opt.epoch_count, state["epoch"])
+        logger.info(
+            "--epoch_count %d ignored: the training state continues epoch %d",
+            opt.epoch_count,
+            state["epoch"],
+        )
     if state["first_epoch"] != trainer.first_epoch:
         # The linear rule depends on the first epoch of the run: rebuild it.
         trainer.first_epoch = state["first_epoch"]
@@ -174,12 +208,14 @@ def restore(trainer, state: dict) -> None:
     for scheduler, saved in zip(trainer.schedulers, state["schedulers"]):
         scheduler.load_state_dict(saved)
     if opt.seed is not None and state["seed"] != opt.seed:
-        logger.info("--seed %d ignored: the resumed run keeps its seed %d", opt.seed,
-                    state["seed"])
+        logger.info("--seed %d ignored: the resumed run keeps its seed %d", opt.seed, state["seed"])
     if state["world_size"] != context.world_size:
-        logger.warning("the run was saved with %d processes and resumes with %d: the rest of "
-                       "the epoch sees a different sample order", state["world_size"],
-                       context.world_size)
+        logger.warning(
+            "the run was saved with %d processes and resumes with %d: the rest of "
+            "the epoch sees a different sample order",
+            state["world_size"],
+            context.world_size,
+        )
     trainer.seed = trainer.sampler.seed = state["seed"]
     trainer.epoch, trainer.position = state["epoch"], state["position"]
     if state["world_size"] != context.world_size:
@@ -194,22 +230,32 @@ def restore(trainer, state: dict) -> None:
     if trainer.display is not None and state.get("display"):
         trainer.display.load_state_dict(state["display"])
     train_state.restore_rng(state["rng"])
-    logger.info("resuming epoch %d after %d of its %d iterations (total_iters %d, learning "
-                "rate %.7f)", trainer.epoch, trainer.position // opt.batch_size,
-                trainer.iters_per_epoch, trainer.total_iters, trainer.lr)
+    logger.info(
+        "resuming epoch %d after %d of its %d iterations (total_iters %d, learning rate %.7f)",
+        trainer.epoch,
+        trainer.position // opt.batch_size,
+        trainer.iters_per_epoch,
+        trainer.total_iters,
+        trainer.lr,
+    )
 
 
 def snapshot(trainer) -> dict:
     """The trainer's training state, as :func:`restore` reads it."""
     return {
-        "epoch": trainer.epoch, "position": trainer.position,
-        "total_iters": trainer.total_iters, "first_epoch": trainer.first_epoch,
-        "seed": trainer.seed, "world_size": trainer.context.world_size,
+        "epoch": trainer.epoch,
+        "position": trainer.position,
+        "total_iters": trainer.total_iters,
+        "first_epoch": trainer.first_epoch,
+        "seed": trainer.seed,
+        "world_size": trainer.context.world_size,
         "model": trainer.model.training_state(),
         "schedulers": [s.state_dict() for s in trainer.schedulers],
         "rng": train_state.capture_rng(),
-        "loss_history": trainer.loss_history, "web_epochs": trainer.web_epochs,
+        "loss_history": trainer.loss_history,
+        "web_epochs": trainer.web_epochs,
         "display": trainer.display.state_dict() if trainer.display is not None else None,
         "options": saved_options(trainer.opt),
-        "skipped_steps": trainer.guard.skipped.state_dict(), "plateau": dict(trainer.plateau),
+        "skipped_steps": trainer.guard.skipped.state_dict(),
+        "plateau": dict(trainer.plateau),
     }

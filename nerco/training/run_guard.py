@@ -79,8 +79,10 @@ def describe_checkpoint(last_good: dict | None, folder: str) -> str:
     where = f"'{last_good['label']}' in {folder}"
     if last_good.get("total_iters") is None:
         return where
-    return (f"{where} (total_iters {last_good['total_iters']}, epoch {last_good['epoch']}, "
-            f"iteration {last_good['epoch_iter']})")
+    return (
+        f"{where} (total_iters {last_good['total_iters']}, epoch {last_good['epoch']}, "
+        f"iteration {last_good['epoch_iter']})"
+    )
 
 
 class SkippedSteps:
@@ -105,10 +107,14 @@ class SkippedSteps:
         self.total += skipped
         self.streak += 1
         if self.streak >= self._next_warning:
-            logger.warning("--amp fp16: the loss scaler skipped optimiser steps in each of the "
-                           "last %d iterations (%d skipped steps in all): the gradients keep "
-                           "overflowing, so the weights do not change; try --amp bf16 or a "
-                           "lower --lr", self.streak, self.total)
+            logger.warning(
+                "--amp fp16: the loss scaler skipped optimiser steps in each of the "
+                "last %d iterations (%d skipped steps in all): the gradients keep "
+                "overflowing, so the weights do not change; try --amp bf16 or a "
+                "lower --lr",
+                self.streak,
+                self.total,
+            )
             self._next_warning *= 2
 
     def state_dict(self) -> dict:
@@ -201,8 +207,9 @@ class RunGuard:
             TrainingDiverged: Some process saw a non-finite loss or weight.
         """
         diverged_at = None if self.diverged is None else self.diverged["total_iters"]
-        stop, first, interval = self.context.agree(stop_requested, diverged_at,
-                                                   self.agreement.proposal())
+        stop, first, interval = self.context.agree(
+            stop_requested, diverged_at, self.agreement.proposal()
+        )
         self.agreement.checked(interval)
         if first is not None:
             report = first[1] == self.context.rank
@@ -213,10 +220,12 @@ class RunGuard:
         """The one line that stops a diverged run."""
         d, good = self.diverged, self.last_good
         where = f" on rank {rank}" if self.context.distributed else ""
-        text = (f"training diverged: {d['what']} at total_iters {d['total_iters']} (epoch "
-                f"{d['epoch']}, iteration {d['epoch_iter']}){where}; nothing after the last "
-                f"good checkpoint was saved; last good checkpoint: "
-                f"{describe_checkpoint(good, self.folder)}")
+        text = (
+            f"training diverged: {d['what']} at total_iters {d['total_iters']} (epoch "
+            f"{d['epoch']}, iteration {d['epoch_iter']}){where}; nothing after the last "
+            f"good checkpoint was saved; last good checkpoint: "
+            f"{describe_checkpoint(good, self.folder)}"
+        )
         if good is None:
             return text + "; start again with, e.g., a lower --lr"
         resume_with = "--continue_train"

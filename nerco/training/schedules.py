@@ -26,13 +26,18 @@ def linear_decay_rule(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1) 
 
 
 def get_scheduler(
-    optimizer: torch.optim.Optimizer, lr_policy: str = "linear", n_epochs: int = 100,
-    n_epochs_decay: int = 200, epoch_count: int = 1, lr_decay_iters: int = 50,
+    optimizer: torch.optim.Optimizer,
+    lr_policy: str = "linear",
+    n_epochs: int = 100,
+    n_epochs_decay: int = 200,
+    epoch_count: int = 1,
+    lr_decay_iters: int = 50,
 ):
     """The learning-rate schedule of ``--lr_policy`` (stepped once per epoch)."""
     if lr_policy not in LR_POLICIES:
-        raise UserError(f"--lr_policy {lr_policy!r} is not known; choose one of: "
-                        f"{', '.join(LR_POLICIES)}")
+        raise UserError(
+            f"--lr_policy {lr_policy!r} is not known; choose one of: {', '.join(LR_POLICIES)}"
+        )
     if lr_policy == "linear":
         rule = linear_decay_rule(n_epochs, n_epochs_decay, epoch_count)
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=rule)

@@ -84,5 +84,8 @@ class StopRequests:
         self.signum = signum
         if self.announce:
             again = " (Ctrl-C again to stop at once)" if signum == signal.SIGINT else ""
-            logger.info("%s received: saving 'latest' after this iteration, then stopping%s",
-                        signal.Signals(signum).name, again)
+            logger.info(
+                "%s received: saving 'latest' after this iteration, then stopping%s",
+                signal.Signals(signum).name,
+                again,
+            )

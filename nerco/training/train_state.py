@@ -74,12 +74,17 @@ def load_state(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file means the same to the user
-        raise UserError(f"training state {path} cannot be read ({type(exc).__name__}); delete "
-                        f"it to resume from the weights alone") from None
+        raise UserError(
+            f"training state {path} cannot be read ({type(exc).__name__}); delete "
+            f"it to resume from the weights alone"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path} is not a NeRCo training state; delete it to resume from the "
-                        f"weights alone")
+        raise UserError(
+            f"{path} is not a NeRCo training state; delete it to resume from the weights alone"
+        )
     if state.get("version") != VERSION:
-        raise UserError(f"training state {path} has version {state.get('version')}, this code "
-                        f"reads version {VERSION}")
+        raise UserError(
+            f"training state {path} has version {state.get('version')}, this code "
+            f"reads version {VERSION}"
+        )
     return state

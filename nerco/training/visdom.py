@@ -210,9 +210,7 @@ class VisdomDisplay:
                     "height": max(1, round(self.winsize * grid_rows * height / width)),
                 },
             )
-            self.vis.text(
-                table, win=str(self.display_id + 2), opts={"title": f"{self.env} labels"}
-            )
+            self.vis.text(table, win=str(self.display_id + 2), opts={"title": f"{self.env} labels"})
 
     def state_dict(self) -> dict[str, list[Any]]:
         """Return the plot history as plain lists (for checkpoints)."""
@@ -227,5 +225,3 @@ class VisdomDisplay:
         self.plot_x = [float(value) for value in state.get("x", [])]
         self.plot_y = [[float(value) for value in row] for row in state.get("y", [])]
         self.legend = [str(name) for name in state.get("legend", [])]
-
-
