@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -302,6 +303,9 @@ def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, m
     assert used == ["laplacian"] * 4
     state = torch.load(tmp_path / "lap" / "latest_train_state.pth", weights_only=True)
     assert state["options"]["edge_filter"] == "laplacian"
+    # The options file records what the resumed run used, not the command line's default.
+    recorded = (tmp_path / "lap" / "train_opt.txt").read_text()
+    assert re.search(r"edge_filter: laplacian\s", recorded), recorded
 
 
 def test_save_by_iter_keeps_one_iter_state(reference_run, tmp_path):

@@ -184,8 +184,15 @@ def load_into(trainer) -> dict | None:
             opt.epoch_count,
         )
         return None
+    given = dict(vars(opt))
     for notice in apply_saved_options(state, opt):
         logger.info(notice)
+    if vars(opt) != given and trainer.is_main:
+        # <phase>_opt.txt was written from the command line: it now records the values the
+        # resumed run goes on with.
+        from options import TrainOptions, save_options
+
+        save_options(opt, TrainOptions().build_parser(), folder)
     if trainer.model.edge.edge_filter != opt.edge_filter:  # the saved run's (KEPT_FROM_RUN)
         trainer.model.set_edge_filter(opt.edge_filter)
     return state
