@@ -182,3 +182,14 @@ def test_tree_is_formatted_and_linted_by_the_pinned_ruff():
     for check in (["format", "--check"], ["check"]):
         proc = subprocess.run([ruff, *check, "."], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("part", ["networks", "training", "inference", "evaluation"])
+def test_each_subpackage_says_what_it_holds_and_imports_nothing(part):
+    """An ``__init__.py`` per part, with a docstring (what ``help()`` and a reader see first)
+    and no imports: importing ``nerco.networks`` costs nothing and cannot form a cycle."""
+    init = PACKAGE / part / "__init__.py"
+    assert init.is_file(), f"nerco/{part}/ has no __init__.py"
+    tree = ast.parse(init.read_text())
+    assert ast.get_docstring(tree), f"nerco/{part}/__init__.py has no docstring"
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
