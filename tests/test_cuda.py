@@ -268,28 +268,11 @@ def test_4k_photo_enhances_in_bf16_within_memory():
 
 
 # ------------------------------------------------------------------ command lines
-TRAIN = [
-    "--ngf",
-    "8",
-    "--ndf",
-    "8",
-    "--gpu_ids",
-    "0",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--clip_weights",
-    "random",
-    "--load_size",
-    "68",
-    "--crop_size",
-    "64",
-    "--print_freq",
-    "1",
-    "--pool_size",
-    "2",
-]
+TRAIN = (
+    "--ngf 8 --ndf 8 --gpu_ids 0 --num_threads 0 --display_id 0 "
+    "--clip_weights random --load_size 68 --crop_size 64 "
+    "--print_freq 1 --pool_size 2"
+).split()
 
 
 @pytest.fixture()
@@ -322,12 +305,7 @@ def test_torchrun_nccl_without_seed(train_data, tmp_path):
         train_data,
         "--checkpoints_dir",
         tmp_path,
-        "--name",
-        "nccl",
-        "--n_epochs",
-        "1",
-        "--n_epochs_decay",
-        "1",
+        *"--name nccl --n_epochs 1 --n_epochs_decay 1".split(),
         *TRAIN,
         "--num_threads",
         "2",
@@ -364,14 +342,7 @@ def test_sigterm_under_torchrun_saves_a_resumable_latest(train_data, tmp_path):
         train_data,
         "--checkpoints_dir",
         tmp_path,
-        "--name",
-        "term",
-        "--n_epochs",
-        "500",
-        "--n_epochs_decay",
-        "0",
-        "--seed",
-        "1",
+        *"--name term --n_epochs 500 --n_epochs_decay 0 --seed 1".split(),
         *TRAIN,
     ]
     log = run_dir / "loss_log.jsonl"

@@ -248,14 +248,7 @@ def test_command_line(tmp_path, monkeypatch):
         "nerco.demo_data",
         "--out",
         str(tmp_path / "d"),
-        "--size",
-        "64",
-        "--test_size",
-        "64",
-        "--train_per_photo",
-        "1",
-        "--test_per_photo",
-        "1",
+        *"--size 64 --test_size 64 --train_per_photo 1 --test_per_photo 1".split(),
     ]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -146,12 +146,7 @@ def test_train_py_makes_its_gpu_current_before_touching_cuda(monkeypatch, tmp_pa
             str(tmp_path),
             "--checkpoints_dir",
             str(tmp_path),
-            "--gpu_ids",
-            "1",
-            "--amp",
-            "bf16",
-            "--display_id",
-            "0",
+            *"--gpu_ids 1 --amp bf16 --display_id 0".split(),
         ]
     )
     assert code == 2

@@ -377,12 +377,7 @@ def test_torchrun_two_processes_each_image_once(tmp_path, monkeypatch):
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "test.py",
+            *"-m torch.distributed.run --standalone --nproc_per_node 2 test.py".split(),
             *map(str, common),
             "--output",
             str(out),

@@ -40,12 +40,7 @@ def test_cuda_tests_are_collected_and_marked():
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "pytest",
-            "--collect-only",
-            "-q",
-            "-m",
-            "cuda",
+            *"-m pytest --collect-only -q -m cuda".split(),
             str(ROOT / "tests" / "test_cuda.py"),
         ],
         cwd=ROOT,

@@ -342,18 +342,10 @@ def test_edge_filter_reaches_the_model(tmp_path, monkeypatch):
     argv = [
         "--dataroot",
         str(_dataset(tmp_path, [(36, 36)], [(36, 36)])),
-        "--clip_weights",
-        "random",
-        "--gpu_ids",
-        "-1",
-        "--display_id",
-        "0",
-        "--load_size",
-        "36",
-        "--crop_size",
-        "32",
-        "--num_threads",
-        "0",
+        *(
+            "--clip_weights random --gpu_ids -1 --display_id 0 --load_size 36 "
+            "--crop_size 32 --num_threads 0"
+        ).split(),
     ]
     for extra in ([], ["--edge_filter", "sobel"], ["--edge_filter", "laplacian"]):
         with pytest.raises(UserError, match="stop here"):
@@ -416,14 +408,7 @@ def test_scale_width_sizes_from_the_headers(tmp_path):
     same = _dataset(tmp_path / "same", [(60, 40), (90, 60)], [(60, 40)])
     _parse_data(
         same,
-        "--preprocess",
-        "scale_width",
-        "--load_size",
-        "48",
-        "--crop_size",
-        "24",
-        "--batch_size",
-        "2",
+        *"--preprocess scale_width --load_size 48 --crop_size 24 --batch_size 2".split(),
     )
     mixed = _dataset(tmp_path / "mixed", [(60, 40)], [(60, 45)])
     with pytest.raises(UserError, match="b0.png becomes 48x36"):

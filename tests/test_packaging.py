@@ -262,14 +262,10 @@ def wheel(tmp_path_factory) -> Path:
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--disable-pip-version-check",
-            "-q",
+            *(
+                "-m pip wheel --no-deps --no-build-isolation --no-index "
+                "--disable-pip-version-check -q"
+            ).split(),
             str(source),
             "-w",
             str(tmp / "dist"),

@@ -21,34 +21,11 @@ from nerco.training.model import NeRCoModel
 
 # 2 low-light images → 2 iterations per epoch; 3 epochs (1 + 2 of decay) → 6 iterations.
 # A pool of 2 makes the pools fill up and start swapping within the run.
-RUN = [
-    "--ngf",
-    "4",
-    "--ndf",
-    "4",
-    "--gpu_ids",
-    "-1",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--clip_weights",
-    "random",
-    "--load_size",
-    "36",
-    "--crop_size",
-    "32",
-    "--n_epochs",
-    "1",
-    "--n_epochs_decay",
-    "2",
-    "--print_freq",
-    "1",
-    "--pool_size",
-    "2",
-    "--seed",
-    "7",
-]
+RUN = (
+    "--ngf 4 --ndf 4 --gpu_ids -1 --num_threads 0 --display_id 0 "
+    "--clip_weights random --load_size 36 --crop_size 32 --n_epochs 1 "
+    "--n_epochs_decay 2 --print_freq 1 --pool_size 2 --seed 7"
+).split()
 
 
 class NoCLIP:
@@ -232,16 +209,9 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
             _args(
                 root,
                 tmp_path,
-                "amp",
-                "--continue_train",
-                "--n_epochs",
-                "3",
-                "--n_epochs_decay",
-                "0",
-                "--lr",
-                "0.001",
-                "--pool_size",
-                "1",
+                *(
+                    "amp --continue_train --n_epochs 3 --n_epochs_decay 0 --lr 0.001 --pool_size 1"
+                ).split(),
             )
         )
         == 0
@@ -288,12 +258,7 @@ def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, m
             _args(
                 root,
                 tmp_path,
-                "lap",
-                "--continue_train",
-                "--n_epochs",
-                "2",
-                "--n_epochs_decay",
-                "0",
+                *"lap --continue_train --n_epochs 2 --n_epochs_decay 0".split(),
             )
         )
         == 0
@@ -372,14 +337,7 @@ def test_plateau_steps_on_the_epoch_cycle_losses(reference_run, tmp_path, capsys
             _args(
                 root,
                 tmp_path,
-                "pl",
-                "--lr_policy",
-                "plateau",
-                "--n_epochs",
-                "2",
-                "--n_epochs_decay",
-                "0",
-                "--verbose",
+                *"pl --lr_policy plateau --n_epochs 2 --n_epochs_decay 0 --verbose".split(),
             )
         )
         == 0
@@ -406,14 +364,7 @@ def test_frequencies_count_samples(reference_run, tmp_path):
             _args(
                 root,
                 tmp_path,
-                "f",
-                "--batch_size",
-                "2",
-                "--print_freq",
-                "3",
-                "--save_latest_freq",
-                "5",
-                "--save_by_iter",
+                *"f --batch_size 2 --print_freq 3 --save_latest_freq 5 --save_by_iter".split(),
             )
         )
         == 0

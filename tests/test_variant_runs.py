@@ -24,33 +24,11 @@ LR = 2e-4
 # release's linear rule trains epoch 1 at LR and the last epoch at 0, so the second
 # iteration's losses come after one real step.
 RUN = [
-    "--ngf",
-    "4",
-    "--ndf",
-    "4",
-    "--gpu_ids",
-    "-1",
-    "--num_threads",
-    "0",
-    "--display_id",
-    "0",
-    "--clip_weights",
-    "random",
-    "--load_size",
-    "36",
-    "--crop_size",
-    "32",
-    "--n_epochs",
-    "2",
-    "--n_epochs_decay",
-    "0",
-    "--print_freq",
-    "1",
-    "--pool_size",
-    "2",
-    "--seed",
-    "7",
-    "--lr",
+    *(
+        "--ngf 4 --ndf 4 --gpu_ids -1 --num_threads 0 --display_id 0 "
+        "--clip_weights random --load_size 36 --crop_size 32 --n_epochs 2 "
+        "--n_epochs_decay 0 --print_freq 1 --pool_size 2 --seed 7 --lr"
+    ).split(),
     str(LR),
     "--no_html",
     "--max_dataset_size",
@@ -221,17 +199,10 @@ def test_save_by_iter_labels_are_written_and_loadable(train_run):
     from nerco.inference.enhancer import load_enhancer
 
     # Two iterations per epoch (labels by iteration, not epoch), a constant learning rate.
-    by_iter = [
-        "--save_by_iter",
-        "--save_latest_freq",
-        "1",
-        "--max_dataset_size",
-        "2",
-        "--lr_policy",
-        "step",
-        "--lr_decay_iters",
-        "100",
-    ]
+    by_iter = (
+        "--save_by_iter --save_latest_freq 1 --max_dataset_size 2 "
+        "--lr_policy step --lr_decay_iters 100"
+    ).split()
     run_dir, records = train_run("by_iter", *by_iter, "--n_epochs", "1")
     assert [r["total_iters"] for r in records] == [1, 2]
     for name in ALL_NETS:
@@ -257,26 +228,11 @@ def test_options_reach_the_architecture():
     from options import TrainOptions
 
     opt = TrainOptions().parse(
-        [
-            "--dataroot",
-            "unused",
-            "--ngf",
-            "12",
-            "--ndf",
-            "10",
-            "--netG",
-            "resnet_6blocks",
-            "--netD",
-            "n_layers",
-            "--n_layers_D",
-            "4",
-            "--norm",
-            "batch",
-            "--init_type",
-            "xavier",
-            "--init_gain",
-            "0.3",
-        ]
+        (
+            "--dataroot unused --ngf 12 --ndf 10 --netG resnet_6blocks "
+            "--netD n_layers --n_layers_D 4 --norm batch --init_type xavier "
+            "--init_gain 0.3"
+        ).split()
     )
     assert nerco.training.trainer.architecture_from(opt) == Architecture(
         ngf=12,

@@ -225,22 +225,11 @@ def test_first_iteration_losses_through_train_py(tmp_path, clip_weights_file, ru
         "init",
         "--clip_weights",
         clip_weights_file,
-        "--preprocess",
-        "none",
-        "--no_flip",
-        "--serial_batches",
-        "--gpu_ids",
-        "-1",
-        "--display_id",
-        "0",
-        "--n_epochs",
-        "1",
-        "--n_epochs_decay",
-        "0",
-        "--print_freq",
-        "1",
-        "--num_threads",
-        "0",
+        *(
+            "--preprocess none --no_flip --serial_batches --gpu_ids -1 "
+            "--display_id 0 --n_epochs 1 --n_epochs_decay 0 --print_freq 1 "
+            "--num_threads 0"
+        ).split(),
     )
     records = read_jsonl(saves / "vectors" / "loss_log.jsonl")
     assert len(records) == 1 and records[0]["total_iters"] == 1
