@@ -11,8 +11,9 @@ from conftest import ROOT
 def test_benchmark_quick_tiny_cases(tmp_path, run_script) -> None:
     out = tmp_path / "bench.json"
     proc = run_script(
+        "scripts/benchmark.py",
         *(
-            "scripts/benchmark.py --quick --ngf 4 --threads 1 "
+            "--quick --ngf 4 --threads 1 "
             "--cases infer-40x36,train-32,train-32-ckpt --dtypes fp32 "
             "--baseline"
         ).split(),

@@ -124,9 +124,8 @@ def test_one_host_read_per_iteration(data, tmp_path, monkeypatch):
             _args(
                 root,
                 tmp_path,
-                *(
-                    "reads --n_epochs_decay 0 --no_html --print_freq 1000 --save_latest_freq 1000"
-                ).split(),
+                "reads",
+                *"--n_epochs_decay 0 --no_html --print_freq 1000 --save_latest_freq 1000".split(),
             )
         )
         == 0

@@ -209,8 +209,9 @@ def test_resume_with_other_options_names_old_and_new(reference_run, tmp_path, ca
             _args(
                 root,
                 tmp_path,
+                "amp",
                 *(
-                    "amp --continue_train --n_epochs 3 --n_epochs_decay 0 --lr 0.001 --pool_size 1"
+                    "--continue_train --n_epochs 3 --n_epochs_decay 0 --lr 0.001 --pool_size 1"
                 ).split(),
             )
         )
@@ -258,7 +259,8 @@ def test_laplacian_run_and_its_resume_keep_the_filter(reference_run, tmp_path, m
             _args(
                 root,
                 tmp_path,
-                *"lap --continue_train --n_epochs 2 --n_epochs_decay 0".split(),
+                "lap",
+                *"--continue_train --n_epochs 2 --n_epochs_decay 0".split(),
             )
         )
         == 0
@@ -337,7 +339,8 @@ def test_plateau_steps_on_the_epoch_cycle_losses(reference_run, tmp_path, capsys
             _args(
                 root,
                 tmp_path,
-                *"pl --lr_policy plateau --n_epochs 2 --n_epochs_decay 0 --verbose".split(),
+                "pl",
+                *"--lr_policy plateau --n_epochs 2 --n_epochs_decay 0 --verbose".split(),
             )
         )
         == 0
@@ -364,7 +367,8 @@ def test_frequencies_count_samples(reference_run, tmp_path):
             _args(
                 root,
                 tmp_path,
-                *"f --batch_size 2 --print_freq 3 --save_latest_freq 5 --save_by_iter".split(),
+                "f",
+                *"--batch_size 2 --print_freq 3 --save_latest_freq 5 --save_by_iter".split(),
             )
         )
         == 0
